@@ -1,0 +1,93 @@
+//! The command line (clap). See the contract's command table.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// plaid-sync: keeps a personal-finance database in sync with Plaid.
+#[derive(Debug, Parser)]
+#[command(name = "plaid-sync", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP API, webhook receiver, workers and schedulers.
+    Serve {
+        /// Which parts this process runs.
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+        /// Skip migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply all migrations (the app's and the job queue's) and exit.
+    Migrate,
+    /// The built-in Plaid simulator alone.
+    Simulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: SocketAddr,
+    },
+    /// Manage users.
+    Users {
+        /// What to do with users.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Operational checks.
+    Check {
+        /// Which check.
+        #[command(subcommand)]
+        command: CheckCommand,
+    },
+}
+
+/// Which parts of the service a `serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// HTTP listeners, workers and schedulers.
+    All,
+    /// HTTP listeners only.
+    Api,
+    /// Workers and schedulers only.
+    Worker,
+}
+
+impl Role {
+    /// Whether this role serves HTTP.
+    pub fn serves_http(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+
+    /// Whether this role runs workers and schedules.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; prints its id and a new API token (shown once, stored hashed).
+    Create {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// `check` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Enqueue a canary job and wait until a worker has run it (exit 1 on timeout).
+    Jobs {
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+}

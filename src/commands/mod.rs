@@ -1,0 +1,41 @@
+//! One module per subcommand.
+
+mod check;
+mod migrate;
+mod serve;
+mod users;
+
+use std::process::ExitCode;
+
+use crate::cli::{CheckCommand, Cli, Command, UsersCommand};
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { role, no_migrate } => serve::run(role, !no_migrate).await,
+        Command::Migrate => migrate::run().await,
+        Command::Simulator { addr } => serve::simulator(addr).await,
+        Command::Users {
+            command: UsersCommand::Create { email },
+        } => users::create(&email).await,
+        Command::Check {
+            command: CheckCommand::Jobs { timeout_secs },
+        } => check::jobs(timeout_secs).await,
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can install a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

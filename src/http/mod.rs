@@ -1,0 +1,43 @@
+//! The HTTP edge: two listeners.
+//!
+//! - public ([`public_router`]): webhook, user API, jobs API, health, OpenAPI;
+//! - operator ([`admin_router`]): everything behind `ADMIN_TOKEN`.
+
+pub mod accounts;
+pub mod admin_jobs;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod openapi;
+
+use axum::{
+    Router, middleware,
+    routing::{get, post},
+};
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// Routes of the public listener.
+pub fn public_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/api/accounts", get(accounts::list))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Routes of the operator listener, all behind `ADMIN_TOKEN`.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/admin/jobs/{job_id}/retry", post(admin_jobs::retry))
+        .route("/api/admin/jobs/{job_id}/kill", post(admin_jobs::kill))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,37 @@
+//! `GET /openapi.json`: the public listener's API, generated from the handlers.
+
+use axum::Json;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "plaid-sync", description = "Keeps a personal-finance database in sync with Plaid, webhook-first."),
+    paths(super::health::healthz, super::health::readyz, super::accounts::list),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Health and readiness"),
+        (name = "accounts", description = "The caller's accounts"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Serves the document.
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,19 @@
+//! Shared state of the HTTP handlers.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use workflows::secrets::SecretStore;
+
+use crate::config::Config;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// The configuration, read once at start.
+    pub config: Arc<Config>,
+    /// The secret store (access tokens at rest).
+    pub secrets: SecretStore,
+}

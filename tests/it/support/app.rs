@@ -1,0 +1,134 @@
+//! The application under test, on port 0, against its own database.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use plaid_sync::{
+    app::{Application, RunOptions},
+    cli::Role,
+    config::Config,
+};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use workflows::{auth, db::users, jobs::WorkerSettings, secrets::SecretsKey};
+
+use super::TestDb;
+
+/// The admin token every test app is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The jobs secret every test app is configured with.
+pub const JOBS_SECRET: &str = "test-jobs-secret";
+
+/// A running app with its database.
+pub struct TestApp {
+    /// Its database.
+    pub db: TestDb,
+    /// A pool on it, for arranging and asserting.
+    pub pool: PgPool,
+    /// `http://127.0.0.1:<port>` of the public listener.
+    pub public_url: String,
+    /// `http://127.0.0.1:<port>` of the operator listener.
+    pub admin_url: String,
+    /// A client.
+    pub http: reqwest::Client,
+    /// The variables the app was configured with (to start more processes alike).
+    pub vars: HashMap<String, String>,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Worker settings for tests: fast heartbeats so orphans are rescued in ~3 s.
+pub fn test_worker_settings() -> WorkerSettings {
+    WorkerSettings {
+        heartbeat: Duration::from_secs(1),
+        missed_heartbeats: 3,
+        batch_size: 20,
+        concurrency: 4,
+    }
+}
+
+/// The variables of a test configuration against `db`.
+pub fn test_vars(db: &TestDb) -> HashMap<String, String> {
+    HashMap::from([
+        ("DATABASE_URL".into(), db.url.clone()),
+        ("DATABASE_MAX_CONNECTIONS".into(), "20".into()),
+        ("BIND_ADDR".into(), "127.0.0.1:0".into()),
+        ("ADMIN_BIND_ADDR".into(), "127.0.0.1:0".into()),
+        ("PLAID_ENV".into(), "simulator".into()),
+        ("SECRETS_KEY".into(), SecretsKey::generate().to_base64()),
+        ("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        ("JOBS_SECRET".into(), JOBS_SECRET.into()),
+        ("LOG_FORMAT".into(), "json".into()),
+    ])
+}
+
+impl TestApp {
+    /// Starts an app (all roles) on a fresh database.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}, Role::All).await
+    }
+
+    /// Starts an app after letting `adjust` change its variables.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>), role: Role) -> Self {
+        let db = TestDb::create().await;
+        let mut vars = test_vars(&db);
+        adjust(&mut vars);
+        let config =
+            Config::from_vars(&vars, Path::new("/nonexistent/key")).expect("test config is valid");
+        let options = RunOptions {
+            role,
+            migrate: true,
+            worker_settings: test_worker_settings(),
+        };
+        let app = Application::build(config, options)
+            .await
+            .expect("app starts");
+        let public_url = app
+            .public_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        let admin_url = app
+            .admin_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        let pool = app.pool().clone();
+        let shutdown = app.shutdown_token();
+        let handle = tokio::spawn(app.run_until_stopped());
+        Self {
+            db,
+            pool,
+            public_url,
+            admin_url,
+            http: reqwest::Client::new(),
+            vars,
+            shutdown,
+            handle: Some(handle),
+        }
+    }
+
+    /// Creates a user and an API token for it.
+    pub async fn user_with_token(&self, email: &str) -> (users::User, String) {
+        let mut tx = self.pool.begin().await.unwrap();
+        let user = users::insert_user(&mut tx, email).await.unwrap().unwrap();
+        let token = auth::issue_token(&mut tx, user.id).await.unwrap();
+        tx.commit().await.unwrap();
+        (user, token.token.expose().to_owned())
+    }
+
+    /// Stops the app gracefully and drops its database.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), handle).await;
+        }
+        self.pool.close().await;
+        self.db.drop_now().await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that panicked before `stop`: at least stop the app's tasks.
+        self.shutdown.cancel();
+    }
+}

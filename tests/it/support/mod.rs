@@ -1,0 +1,9 @@
+//! Test harness: real PostgreSQL databases, the app on port 0, helpers.
+
+pub mod app;
+pub mod db;
+pub mod wait;
+
+pub use app::TestApp;
+pub use db::TestDb;
+pub use wait::wait_until;

@@ -1,0 +1,85 @@
+//! Starting the workers and schedules of one process.
+
+use std::str::FromStr;
+
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    JobContext, JobSpec, WorkerSettings, canary, prune,
+    schedule::{self, Scheduled},
+    settings::unique_worker_name,
+};
+
+/// The schedules this process runs, as cron expressions.
+#[derive(Debug, Clone)]
+pub struct Schedules {
+    /// When the pruner runs.
+    pub prune: cron::Schedule,
+}
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Self {
+            // Hourly at minute 17: off the hour, away from other schedules.
+            prune: cron::Schedule::from_str("0 17 * * * *").expect("valid cron"),
+        }
+    }
+}
+
+/// Every queue this service runs, for registration and monitoring.
+pub const QUEUES: &[&str] = &[canary::Canary::QUEUE, prune::PruneJobs::QUEUE];
+
+/// Spawns one worker per queue (each with a unique name) and one task per
+/// schedule into `set`; all stop when `shutdown` is cancelled. A stopping
+/// worker finishes its running jobs and hands prefetched ones back.
+pub fn spawn(
+    set: &mut JoinSet<()>,
+    ctx: &JobContext,
+    settings: WorkerSettings,
+    schedules: Schedules,
+    shutdown: &CancellationToken,
+) {
+    // A macro, not a generic fn: apalis' builder bounds are long and would have
+    // to be spelled out in full for a generic helper.
+    macro_rules! spawn_worker {
+        ($job:ty, $handler:path) => {{
+            let name = unique_worker_name(<$job>::QUEUE);
+            let storage = PostgresStorage::<$job>::new(&ctx.pool)
+                .with_config(settings.config(<$job>::QUEUE))
+                .with_pubsub();
+            let worker = WorkerBuilder::new(name.as_str())
+                .backend(storage)
+                .concurrency(settings.concurrency)
+                .data(ctx.clone())
+                .build($handler);
+            let stop = shutdown.clone();
+            set.spawn(async move {
+                let signal = async move {
+                    stop.cancelled().await;
+                    Ok::<(), std::io::Error>(())
+                };
+                if let Err(e) = worker.run_until(signal).await {
+                    tracing::error!(worker = %name, error = %e, "worker stopped with an error");
+                }
+            });
+        }};
+    }
+
+    spawn_worker!(canary::Canary, canary::handle);
+    spawn_worker!(prune::PruneJobs, prune::handle);
+
+    let by = unique_worker_name("scheduler");
+    set.spawn(schedule::run(
+        ctx.pool.clone(),
+        Scheduled {
+            name: "prune-jobs",
+            schedule: schedules.prune,
+            make_job: |_| prune::PruneJobs {},
+        },
+        by,
+        shutdown.clone(),
+    ));
+}
