@@ -13,13 +13,15 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+use plaid_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use workflows::{
     db,
     jobs::{self, JobContext, WorkerSettings, runtime::Schedules},
+    plaid::{PlaidClient, PlaidConfig},
     secrets::SecretStore,
 };
 
-use crate::{cli::Role, config::Config, http, state::AppState};
+use crate::{cli::Role, config::Config, http, http::webhooks::keys::KeyCache, state::AppState};
 
 /// Options that are not configuration (they come from the command line or tests).
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +51,7 @@ pub struct Application {
     pool: PgPool,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
+    simulator: Option<SimulatorHandle>,
 }
 
 /// Connects (creating the database if missing) and optionally migrates.
@@ -66,60 +69,50 @@ impl Application {
     /// Builds and starts everything the role asks for.
     pub async fn build(config: Config, options: RunOptions) -> anyhow::Result<Self> {
         let pool = prepare_database(&config, options.migrate).await?;
-        let secrets = SecretStore::new(
-            config.secrets_key.clone(),
-            config.secrets_key_previous.clone(),
-        );
-        let config = Arc::new(config);
+        let secrets = SecretStore::new(config.secrets_key.clone(), config.secrets_key_previous.clone());
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+
+        // Bind first: the in-process simulator needs our webhook URL.
+        let listeners = if options.role.serves_http() {
+            Some((bind(config.bind_addr).await?, bind(config.admin_bind_addr).await?))
+        } else {
+            None
+        };
+        let public_addr = listeners.as_ref().map(|(p, _)| p.local_addr()).transpose()?;
+        let admin_addr = listeners.as_ref().map(|(_, a)| a.local_addr()).transpose()?;
+
+        let (base_url, simulator) = match &config.plaid.base_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let handle = start_simulator(&config, public_addr).await?;
+                tracing::info!(base_url = %handle.base_url(), "simulator mode: built-in Plaid simulator started");
+                (handle.base_url(), Some(handle))
+            }
+        };
+        let plaid = Arc::new(PlaidClient::new(&PlaidConfig::new(
+            base_url,
+            config.plaid.client_id.clone(),
+            config.plaid.secret.expose().to_owned().into(),
+        ))?);
+
+        let config = Arc::new(config);
         let state = AppState {
             pool: pool.clone(),
             config: config.clone(),
             secrets,
+            webhook_keys: KeyCache::new(plaid.clone()),
+            plaid,
         };
-
-        let (mut public_addr, mut admin_addr) = (None, None);
-        if options.role.serves_http() {
-            public_addr = Some(
-                serve(
-                    &mut tasks,
-                    config.bind_addr,
-                    http::public_router(state.clone()),
-                    &shutdown,
-                )
-                .await?,
-            );
-            admin_addr = Some(
-                serve(
-                    &mut tasks,
-                    config.admin_bind_addr,
-                    http::admin_router(state.clone()),
-                    &shutdown,
-                )
-                .await?,
-            );
+        if let Some((public, admin)) = listeners {
+            serve(&mut tasks, public, http::public_router(state.clone()), &shutdown)?;
+            serve(&mut tasks, admin, http::admin_router(state.clone()), &shutdown)?;
         }
         if options.role.runs_workers() {
-            let ctx = JobContext {
-                pool: pool.clone(),
-                job_retention: config.job_retention,
-            };
-            jobs::runtime::spawn(
-                &mut tasks,
-                &ctx,
-                options.worker_settings,
-                Schedules::default(),
-                &shutdown,
-            );
+            let ctx = JobContext { pool: pool.clone(), job_retention: config.job_retention };
+            jobs::runtime::spawn(&mut tasks, &ctx, options.worker_settings, Schedules::default(), &shutdown);
         }
-        Ok(Self {
-            public_addr,
-            admin_addr,
-            pool,
-            tasks,
-            shutdown,
-        })
+        Ok(Self { public_addr, admin_addr, pool, tasks, shutdown, simulator })
     }
 
     /// The public listener's bound address (None for `--role worker`).
@@ -142,6 +135,11 @@ impl Application {
         self.shutdown.clone()
     }
 
+    /// The in-process simulator, in simulator mode.
+    pub fn simulator(&self) -> Option<&SimulatorHandle> {
+        self.simulator.as_ref()
+    }
+
     /// Waits until every server, worker and schedule has stopped.
     pub async fn run_until_stopped(mut self) {
         while let Some(result) = self.tasks.join_next().await {
@@ -150,28 +148,46 @@ impl Application {
                 self.shutdown.cancel();
             }
         }
+        if let Some(simulator) = self.simulator.take() {
+            let _ = simulator.shutdown().await;
+        }
         self.pool.close().await;
     }
 }
 
-async fn serve(
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("could not listen on {addr}"))
+}
+
+fn serve(
     tasks: &mut JoinSet<()>,
-    addr: SocketAddr,
+    listener: TcpListener,
     router: axum::Router,
     shutdown: &CancellationToken,
-) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("could not listen on {addr}"))?;
+) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let served = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         if let Err(e) = served {
             tracing::error!(addr = %bound, error = %e, "listener failed");
         }
     });
-    Ok(bound)
+    Ok(())
+}
+
+/// Simulator mode: the built-in simulator on a free local port, accepting our
+/// credentials and sending its webhooks to our public listener.
+async fn start_simulator(config: &Config, public_addr: Option<SocketAddr>) -> anyhow::Result<SimulatorHandle> {
+    let sim_config = SimulatorConfig {
+        client_id: config.plaid.client_id.clone(),
+        secret: config.plaid.secret.expose().to_owned(),
+        default_webhook_url: config
+            .plaid
+            .webhook_url
+            .clone()
+            .or_else(|| public_addr.map(|a| format!("http://{a}/webhook/plaid"))),
+        ..SimulatorConfig::default()
+    };
+    Ok(Simulator::start(sim_config).await?)
 }

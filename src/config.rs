@@ -269,9 +269,9 @@ impl Config {
 /// Credentials the built-in simulator accepts by default.
 pub mod plaid_simulator_defaults {
     /// `PLAID-CLIENT-ID` in simulator mode.
-    pub const CLIENT_ID: &str = "simulator-client-id";
+    pub const CLIENT_ID: &str = "sim-client-id";
     /// `PLAID-SECRET` in simulator mode.
-    pub const SECRET: &str = "simulator-secret";
+    pub const SECRET: &str = "sim-secret";
 }
 
 fn parse_http_url<'a>(variable: &'static str, url: &'a str) -> Result<&'a str, ConfigError> {

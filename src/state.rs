@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use workflows::secrets::SecretStore;
+use workflows::{plaid::PlaidClient, secrets::SecretStore};
 
-use crate::config::Config;
+use crate::{config::Config, http::webhooks::keys::KeyCache};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -16,4 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The secret store (access tokens at rest).
     pub secrets: SecretStore,
+    /// The Plaid client.
+    pub plaid: Arc<PlaidClient>,
+    /// Cached webhook verification keys.
+    pub webhook_keys: KeyCache,
 }

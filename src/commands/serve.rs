@@ -2,10 +2,12 @@
 
 use std::{net::SocketAddr, process::ExitCode};
 
+use plaid_simulator::SimulatorConfig;
+
 use crate::{
     app::{Application, RunOptions},
     cli::Role,
-    config::Config,
+    config::{Config, LogFormat},
     telemetry,
 };
 
@@ -13,15 +15,7 @@ use crate::{
 pub async fn run(role: Role, migrate: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
-    let app = Application::build(
-        config,
-        RunOptions {
-            role,
-            migrate,
-            ..RunOptions::default()
-        },
-    )
-    .await?;
+    let app = Application::build(config, RunOptions { role, migrate, ..RunOptions::default() }).await?;
     if let Some(addr) = app.public_addr() {
         tracing::info!(%addr, "public listener up");
     }
@@ -39,8 +33,24 @@ pub async fn run(role: Role, migrate: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the Plaid simulator alone.
+/// Runs the Plaid simulator alone (credentials `PLAID_CLIENT_ID`/`PLAID_SECRET`
+/// when set, else the simulator's defaults; webhooks to `PLAID_WEBHOOK_URL`).
 pub async fn simulator(addr: SocketAddr) -> anyhow::Result<ExitCode> {
-    let _ = addr;
-    anyhow::bail!("the simulator command is wired once the simulator crate lands")
+    let _ = dotenvy::dotenv();
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let format = match var("LOG_FORMAT").as_deref() {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Pretty,
+    };
+    telemetry::init(format);
+    let defaults = SimulatorConfig::default();
+    let config = SimulatorConfig {
+        client_id: var("PLAID_CLIENT_ID").unwrap_or(defaults.client_id.clone()),
+        secret: var("PLAID_SECRET").unwrap_or(defaults.secret.clone()),
+        default_webhook_url: var("PLAID_WEBHOOK_URL"),
+        ..defaults
+    };
+    println!("Plaid simulator on http://{addr} (control API under /simulator)");
+    plaid_simulator::run_standalone(addr, config, super::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
 }

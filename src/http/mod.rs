@@ -9,9 +9,13 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod plaid;
+pub mod webhooks;
 
 use axum::{
-    Router, middleware,
+    Router,
+    extract::DefaultBodyLimit,
+    middleware,
     routing::{get, post},
 };
 use tower_http::trace::TraceLayer;
@@ -24,6 +28,13 @@ pub fn public_router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route(
+            "/webhook/plaid",
+            post(webhooks::receive::receive).layer(DefaultBodyLimit::max(webhooks::receive::MAX_BODY)),
+        )
+        .route("/api/plaid/link-token", post(plaid::link_token))
+        .route("/api/plaid/exchange-token", post(plaid::exchange_token))
+        .route("/api/plaid/items", get(plaid::list_items))
         .route("/api/accounts", get(accounts::list))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -34,10 +45,7 @@ pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/api/admin/jobs/{job_id}/retry", post(admin_jobs::retry))
         .route("/api/admin/jobs/{job_id}/kill", post(admin_jobs::kill))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_admin))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

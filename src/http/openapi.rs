@@ -10,10 +10,20 @@ use utoipa::{
 #[derive(OpenApi)]
 #[openapi(
     info(title = "plaid-sync", description = "Keeps a personal-finance database in sync with Plaid, webhook-first."),
-    paths(super::health::healthz, super::health::readyz, super::accounts::list),
+    paths(
+        super::health::healthz,
+        super::health::readyz,
+        super::webhooks::receive::receive,
+        super::plaid::link_token,
+        super::plaid::exchange_token,
+        super::plaid::list_items,
+        super::accounts::list,
+    ),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health and readiness"),
+        (name = "webhooks", description = "Plaid webhooks (signed)"),
+        (name = "plaid", description = "Link and items"),
         (name = "accounts", description = "The caller's accounts"),
     )
 )]

@@ -4,10 +4,19 @@ use std::sync::Arc;
 
 use axum::{Router, middleware, routing::post};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use plaid_sync::{cli::Role, config::Config, http::auth::require_jobs_secret, state::AppState};
+use plaid_sync::{
+    cli::Role,
+    config::Config,
+    http::{auth::require_jobs_secret, webhooks::keys::KeyCache},
+    state::AppState,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
-use workflows::{db::users, secrets::SecretStore};
+use workflows::{
+    db::users,
+    plaid::{PlaidClient, PlaidConfig},
+    secrets::SecretStore,
+};
 
 use crate::support::{
     TestApp,
@@ -248,10 +257,16 @@ async fn jobs_router(app: &TestApp, jobs_secret: Option<&str>) -> String {
         None => vars.remove("JOBS_SECRET"),
     };
     let config = Config::from_vars(&vars, std::path::Path::new("/nonexistent")).unwrap();
+    let plaid = Arc::new(
+        PlaidClient::new(&PlaidConfig::new(app.sim.base_url(), "sim-client-id", "sim-secret".to_owned().into()))
+            .unwrap(),
+    );
     let state = AppState {
         pool: app.pool.clone(),
         secrets: SecretStore::new(config.secrets_key.clone(), vec![]),
         config: Arc::new(config),
+        webhook_keys: KeyCache::new(plaid.clone()),
+        plaid,
     };
     let router = Router::new()
         .route("/api/jobs/probe", post(|| async { "reached" }))

@@ -394,3 +394,42 @@ async fn operators_can_retry_a_failed_job_and_kill_a_pending_one() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_running_job_finish_before_the_process_exits() {
+    let (db, pool) = TestDb::migrated().await;
+    let vars = test_vars(&db);
+    let mut worker = KillOnDrop(spawn_worker_process(&vars));
+    let mut conn = pool.acquire().await.unwrap();
+    enqueue(&mut conn, &Canary { token: "graceful".into(), hold_ms: 1_500 }, None).await.unwrap();
+    drop(conn);
+    wait_until("the job to start", Duration::from_secs(30), || async {
+        let started: i64 = sqlx::query_scalar("select count(*) from job_canary_runs where token = 'graceful'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (started == 1).then_some(())
+    })
+    .await;
+
+    let pid = worker.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = worker.0.wait().unwrap();
+        std::mem::forget(worker);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(exit.success(), "serve exits cleanly on SIGTERM: {exit:?}");
+    // The job ran to completion in the stopping process, and was acknowledged.
+    assert_eq!(finished_runs(&pool, "graceful").await, 1);
+    let status: String = sqlx::query_scalar("select status from apalis.jobs where job_type = $1")
+        .bind(Canary::QUEUE)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "Done");
+    pool.close().await;
+    db.drop_now().await;
+}

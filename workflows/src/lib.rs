@@ -12,7 +12,9 @@
 
 pub mod auth;
 pub mod db;
+pub mod ingest;
 pub mod jobs;
+pub mod link;
 pub mod plaid;
 pub mod redact;
 pub mod secrets;

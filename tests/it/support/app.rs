@@ -7,6 +7,7 @@ use plaid_sync::{
     cli::Role,
     config::Config,
 };
+use plaid_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The variables the app was configured with (to start more processes alike).
     pub vars: HashMap<String, String>,
+    /// The Plaid simulator the app talks to.
+    pub sim: SimulatorHandle,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<()>>,
 }
@@ -45,6 +48,12 @@ pub fn test_worker_settings() -> WorkerSettings {
         batch_size: 20,
         concurrency: 4,
     }
+}
+
+/// A free local port (bound, read, released: tests need the app's URL before it starts,
+/// to give it to the simulator as the webhook URL).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The variables of a test configuration against `db`.
@@ -70,8 +79,27 @@ impl TestApp {
 
     /// Starts an app after letting `adjust` change its variables.
     pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>), role: Role) -> Self {
+        Self::spawn_full(adjust, role, SimulatorConfig::default()).await
+    }
+
+    /// Starts a simulator with `sim_config`, then the app against it.
+    pub async fn spawn_full(
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+        role: Role,
+        sim_config: SimulatorConfig,
+    ) -> Self {
         let db = TestDb::create().await;
         let mut vars = test_vars(&db);
+        let port = free_port();
+        let webhook_url = format!("http://127.0.0.1:{port}/webhook/plaid");
+        let sim = Simulator::start(SimulatorConfig { default_webhook_url: Some(webhook_url.clone()), ..sim_config })
+            .await
+            .expect("simulator starts");
+        vars.insert("BIND_ADDR".into(), format!("127.0.0.1:{port}"));
+        vars.insert("PLAID_BASE_URL".into(), sim.base_url());
+        vars.insert("PLAID_CLIENT_ID".into(), SimulatorConfig::default().client_id);
+        vars.insert("PLAID_SECRET".into(), SimulatorConfig::default().secret);
+        vars.insert("PLAID_WEBHOOK_URL".into(), webhook_url);
         adjust(&mut vars);
         let config =
             Config::from_vars(&vars, Path::new("/nonexistent/key")).expect("test config is valid");
@@ -101,6 +129,7 @@ impl TestApp {
             admin_url,
             http: reqwest::Client::new(),
             vars,
+            sim,
             shutdown,
             handle: Some(handle),
         }

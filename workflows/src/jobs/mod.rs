@@ -20,6 +20,7 @@ pub mod prune;
 pub mod runtime;
 pub mod schedule;
 pub mod settings;
+pub mod sync_item;
 
 use std::time::Duration;
 
@@ -61,7 +62,17 @@ pub async fn enqueue<J: JobSpec>(
     job: &J,
     run_after: Option<Duration>,
 ) -> Result<TaskId, EnqueueError> {
-    let task_id = TaskId::from_ulid(ulid::Ulid::generate());
+    enqueue_with_id(conn, job, ulid::Ulid::generate(), run_after).await
+}
+
+/// [`enqueue`] with a task id chosen by the caller (guard tables record it).
+pub async fn enqueue_with_id<J: JobSpec>(
+    conn: &mut PgConnection,
+    job: &J,
+    id: ulid::Ulid,
+    run_after: Option<Duration>,
+) -> Result<TaskId, EnqueueError> {
+    let task_id = TaskId::from_ulid(id);
     let mut builder = TaskBuilder::new(serde_json::to_vec(job)?)
         .task_id(task_id.clone())
         .max_attempts(J::MAX_ATTEMPTS as usize);

@@ -1,0 +1,117 @@
+//! The sync job of one item, and how it is requested.
+//!
+//! "Request a sync" marks the item (`sync_requested_at`, status) and makes sure
+//! one not-yet-started sync job exists for it: the `sync_pending` guard row is
+//! inserted with the new job's task id in the same transaction as the push, and
+//! the job deletes its guard as it starts. So N webhooks before the job starts
+//! queue one job, and a webhook during a sync queues the next.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::{EnqueueError, JobSpec};
+
+/// Sync one item from its stored cursor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncItem {
+    /// `plaid_items.id`.
+    pub plaid_item_id: i64,
+}
+
+impl JobSpec for SyncItem {
+    const QUEUE: &'static str = "plaid-sync.sync-item";
+    // Crash protection only: Plaid errors are retried durably by re-pushing.
+    const MAX_ATTEMPTS: u32 = 5;
+}
+
+/// What a sync request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRequest {
+    /// No such item (or it is removed).
+    UnknownItem,
+    /// Marked; a new job was enqueued.
+    Enqueued {
+        /// `plaid_items.id`.
+        plaid_item_id: i64,
+    },
+    /// Marked; a job that has not started yet already covers it.
+    AlreadyQueued {
+        /// `plaid_items.id`.
+        plaid_item_id: i64,
+    },
+    /// Marked, but the item needs the user to re-authenticate first; the reauth
+    /// transition enqueues its catch-up sync.
+    AwaitingReauth {
+        /// `plaid_items.id`.
+        plaid_item_id: i64,
+    },
+}
+
+/// Which item a sync request is for.
+#[derive(Debug, Clone, Copy)]
+pub enum ItemRef<'a> {
+    /// `plaid_items.id`.
+    Id(i64),
+    /// Plaid's `item_id` (what a webhook names).
+    PlaidId(&'a str),
+}
+
+/// Marks the item for sync and ensures one pending job.
+pub async fn request_sync(conn: &mut PgConnection, item: ItemRef<'_>) -> Result<SyncRequest, EnqueueError> {
+    // `$1` is the id, `$2` the Plaid id; exactly one is non-null.
+    let (id, plaid_id) = match item {
+        ItemRef::Id(id) => (Some(id), None),
+        ItemRef::PlaidId(plaid_id) => (None, Some(plaid_id)),
+    };
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "update plaid_items
+         set sync_requested_at = now(),
+             sync_status = case when sync_status in ('active', 'failed') then 'sync_needed' else sync_status end
+         where (id = $1 or item_id = $2) and lifecycle <> 'removed'
+         returning id, sync_status",
+    )
+    .bind(id)
+    .bind(plaid_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(apalis_postgres::Error::from)?;
+    finish(conn, row).await
+}
+
+async fn finish(conn: &mut PgConnection, row: Option<(i64, String)>) -> Result<SyncRequest, EnqueueError> {
+    let Some((plaid_item_id, status)) = row else {
+        return Ok(SyncRequest::UnknownItem);
+    };
+    if status == "needs_reauth" {
+        return Ok(SyncRequest::AwaitingReauth { plaid_item_id });
+    }
+    if ensure_job(conn, plaid_item_id, None).await? {
+        Ok(SyncRequest::Enqueued { plaid_item_id })
+    } else {
+        Ok(SyncRequest::AlreadyQueued { plaid_item_id })
+    }
+}
+
+/// Enqueues a sync job unless one that has not started exists; true when it enqueued.
+/// `run_after` delays it (durable retries).
+pub async fn ensure_job(
+    conn: &mut PgConnection,
+    plaid_item_id: i64,
+    run_after: Option<std::time::Duration>,
+) -> Result<bool, EnqueueError> {
+    let task_id = ulid::Ulid::generate();
+    let claimed = sqlx::query(
+        "insert into sync_pending (plaid_item_id, task_id) values ($1, $2) on conflict (plaid_item_id) do nothing",
+    )
+    .bind(plaid_item_id)
+    .bind(task_id.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(apalis_postgres::Error::from)?
+    .rows_affected()
+        == 1;
+    if claimed {
+        super::enqueue_with_id(conn, &SyncItem { plaid_item_id }, task_id, run_after).await?;
+    }
+    Ok(claimed)
+}
