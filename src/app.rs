@@ -10,10 +10,10 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
+use plaid_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
-use plaid_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use workflows::{
     db,
     jobs::{self, JobContext, WorkerSettings, runtime::Schedules},
@@ -109,10 +109,26 @@ impl Application {
             serve(&mut tasks, admin, http::admin_router(state.clone()), &shutdown)?;
         }
         if options.role.runs_workers() {
-            let ctx = JobContext { pool: pool.clone(), job_retention: config.job_retention };
-            jobs::runtime::spawn(&mut tasks, &ctx, options.worker_settings, Schedules::default(), &shutdown);
+            let ctx = JobContext {
+                pool: pool.clone(),
+                job_retention: config.job_retention,
+            };
+            jobs::runtime::spawn(
+                &mut tasks,
+                &ctx,
+                options.worker_settings,
+                Schedules::default(),
+                &shutdown,
+            );
         }
-        Ok(Self { public_addr, admin_addr, pool, tasks, shutdown, simulator })
+        Ok(Self {
+            public_addr,
+            admin_addr,
+            pool,
+            tasks,
+            shutdown,
+            simulator,
+        })
     }
 
     /// The public listener's bound address (None for `--role worker`).
@@ -156,7 +172,9 @@ impl Application {
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("could not listen on {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))
 }
 
 fn serve(
@@ -168,7 +186,9 @@ fn serve(
     let bound = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
         if let Err(e) = served {
             tracing::error!(addr = %bound, error = %e, "listener failed");
         }
@@ -178,7 +198,10 @@ fn serve(
 
 /// Simulator mode: the built-in simulator on a free local port, accepting our
 /// credentials and sending its webhooks to our public listener.
-async fn start_simulator(config: &Config, public_addr: Option<SocketAddr>) -> anyhow::Result<SimulatorHandle> {
+async fn start_simulator(
+    config: &Config,
+    public_addr: Option<SocketAddr>,
+) -> anyhow::Result<SimulatorHandle> {
     let sim_config = SimulatorConfig {
         client_id: config.plaid.client_id.clone(),
         secret: config.plaid.secret.expose().to_owned(),

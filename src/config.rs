@@ -128,12 +128,11 @@ impl Config {
         }
         let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
             None => 30,
-            Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 5).ok_or_else(|| {
-                err(
-                    "DATABASE_MAX_CONNECTIONS",
-                    "must be an integer of at least 5",
-                )
-            })?,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 5)
+                .ok_or_else(|| err("DATABASE_MAX_CONNECTIONS", "must be an integer of at least 5"))?,
         };
 
         let client_id = get("PLAID_CLIENT_ID");
@@ -167,8 +166,7 @@ impl Config {
                 client_id
                     .unwrap_or(plaid_simulator_defaults::CLIENT_ID)
                     .to_owned(),
-                secret("PLAID_SECRET")
-                    .unwrap_or_else(|| Secret::new(plaid_simulator_defaults::SECRET)),
+                secret("PLAID_SECRET").unwrap_or_else(|| Secret::new(plaid_simulator_defaults::SECRET)),
             ),
             _ => (
                 client_id
@@ -192,9 +190,7 @@ impl Config {
             .transpose()?;
 
         let secrets_key = match get("SECRETS_KEY") {
-            Some(text) => {
-                SecretsKey::from_base64(text).map_err(|e| err("SECRETS_KEY", e.to_string()))?
-            }
+            Some(text) => SecretsKey::from_base64(text).map_err(|e| err("SECRETS_KEY", e.to_string()))?,
             None if env == PlaidEnv::Simulator => simulator_key(key_file)?,
             None => {
                 return Err(err(
@@ -207,8 +203,7 @@ impl Config {
             .map(|list| {
                 list.split(',')
                     .map(|k| {
-                        SecretsKey::from_base64(k)
-                            .map_err(|e| err("SECRETS_KEY_PREVIOUS", e.to_string()))
+                        SecretsKey::from_base64(k).map_err(|e| err("SECRETS_KEY_PREVIOUS", e.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -252,11 +247,7 @@ impl Config {
             secrets_key,
             secrets_key_previous,
             safety_net_cron: schedule(get("SAFETY_NET_CRON"), "SAFETY_NET_CRON", "0 */30 * * * *")?,
-            safety_net_stale_after: duration(
-                get("SAFETY_NET_STALE_AFTER"),
-                "SAFETY_NET_STALE_AFTER",
-                "24h",
-            )?,
+            safety_net_stale_after: duration(get("SAFETY_NET_STALE_AFTER"), "SAFETY_NET_STALE_AFTER", "24h")?,
             cleanup_cron: schedule(get("CLEANUP_CRON"), "CLEANUP_CRON", "0 0 3 * * *")?,
             dormant_after: duration(get("DORMANT_AFTER"), "DORMANT_AFTER", "30d")?,
             cleanup_grace: duration(get("CLEANUP_GRACE"), "CLEANUP_GRACE", "7d")?,
@@ -285,11 +276,7 @@ fn parse_http_url<'a>(variable: &'static str, url: &'a str) -> Result<&'a str, C
     Ok(url)
 }
 
-fn addr(
-    value: Option<&str>,
-    variable: &'static str,
-    default: &str,
-) -> Result<SocketAddr, ConfigError> {
+fn addr(value: Option<&str>, variable: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
     value.unwrap_or(default).parse().map_err(|_| {
         err(
             variable,
@@ -298,17 +285,9 @@ fn addr(
     })
 }
 
-fn duration(
-    value: Option<&str>,
-    variable: &'static str,
-    default: &str,
-) -> Result<Duration, ConfigError> {
-    let d = humantime::parse_duration(value.unwrap_or(default)).map_err(|e| {
-        err(
-            variable,
-            format!("must be a duration like 90s, 24h or 30d: {e}"),
-        )
-    })?;
+fn duration(value: Option<&str>, variable: &'static str, default: &str) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(value.unwrap_or(default))
+        .map_err(|e| err(variable, format!("must be a duration like 90s, 24h or 30d: {e}")))?;
     if d.is_zero() {
         return Err(err(variable, "must be greater than zero"));
     }

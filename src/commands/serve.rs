@@ -15,7 +15,15 @@ use crate::{
 pub async fn run(role: Role, migrate: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
-    let app = Application::build(config, RunOptions { role, migrate, ..RunOptions::default() }).await?;
+    let app = Application::build(
+        config,
+        RunOptions {
+            role,
+            migrate,
+            ..RunOptions::default()
+        },
+    )
+    .await?;
     if let Some(addr) = app.public_addr() {
         tracing::info!(%addr, "public listener up");
     }

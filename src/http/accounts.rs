@@ -51,10 +51,7 @@ pub struct AccountList {
     responses(
         (status = 200, description = "The caller's accounts", body = AccountList),
         (status = 401, description = "Missing or invalid API token", body = super::error::ErrorBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-) -> AppResult<Json<AccountList>> {
+pub async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> AppResult<Json<AccountList>> {
     let mut conn = state.pool.acquire().await?;
     let rows = accounts::list_for_user(&mut conn, user.id).await?;
     let accounts = rows

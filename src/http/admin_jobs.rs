@@ -38,20 +38,14 @@ fn answer(
 }
 
 /// Retries a failed or killed job now.
-pub async fn retry(
-    State(state): State<AppState>,
-    Path(job_id): Path<String>,
-) -> AppResult<Json<Repaired>> {
+pub async fn retry(State(state): State<AppState>, Path(job_id): Path<String>) -> AppResult<Json<Repaired>> {
     let mut conn = state.pool.acquire().await?;
     let outcome = admin::retry(&mut conn, &job_id).await?;
     answer(job_id, outcome, "Pending", "Failed or Killed")
 }
 
 /// Kills a job that has not started.
-pub async fn kill(
-    State(state): State<AppState>,
-    Path(job_id): Path<String>,
-) -> AppResult<Json<Repaired>> {
+pub async fn kill(State(state): State<AppState>, Path(job_id): Path<String>) -> AppResult<Json<Repaired>> {
     let mut conn = state.pool.acquire().await?;
     let outcome = admin::kill(&mut conn, &job_id).await?;
     answer(job_id, outcome, "Killed", "Pending")

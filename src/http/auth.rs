@@ -37,18 +37,13 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
         return None;
     }
     let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
-    decoded
-        .split_once(':')
-        .map(|(_, password)| password.to_owned())
+    decoded.split_once(':').map(|(_, password)| password.to_owned())
 }
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or(AppError::Unauthorized {
             message: "send your API token as Authorization: Bearer <token>",
             basic_realm: false,

@@ -69,11 +69,18 @@ fn plaid_error(e: PlaidError) -> AppError {
         (ErrorClass::Retryable, _) => AppError::status(
             StatusCode::BAD_GATEWAY,
             "plaid_unavailable",
-            format!("Plaid is unavailable right now ({}); retry later", if code.is_empty() { "no answer" } else { &code }),
+            format!(
+                "Plaid is unavailable right now ({}); retry later",
+                if code.is_empty() { "no answer" } else { &code }
+            ),
         ),
         (ErrorClass::Developer, _) => {
             tracing::error!(error = %e, "Plaid refused our request");
-            AppError::status(StatusCode::BAD_GATEWAY, "plaid_error", "Plaid refused the request; see the server logs")
+            AppError::status(
+                StatusCode::BAD_GATEWAY,
+                "plaid_error",
+                "Plaid refused the request; see the server logs",
+            )
         }
     }
 }
@@ -101,16 +108,36 @@ pub async fn link_token(
         }
         Some(item_id) => {
             let mut conn = state.pool.acquire().await?;
-            let item = items::find_owned(&mut conn, user.id, &item_id).await?.ok_or(AppError::NotFound("item"))?;
-            let secret_ref = item.secret_ref.filter(|_| item.lifecycle != "removed").ok_or_else(|| {
-                AppError::status(StatusCode::GONE, "item_removed", "this item was removed; link the bank again")
-            })?;
-            let token = state.secrets.get(&mut conn, &secret_ref).await.map_err(|e| AppError::Internal(e.into()))?;
+            let item = items::find_owned(&mut conn, user.id, &item_id)
+                .await?
+                .ok_or(AppError::NotFound("item"))?;
+            let secret_ref = item
+                .secret_ref
+                .filter(|_| item.lifecycle != "removed")
+                .ok_or_else(|| {
+                    AppError::status(
+                        StatusCode::GONE,
+                        "item_removed",
+                        "this item was removed; link the bank again",
+                    )
+                })?;
+            let token = state
+                .secrets
+                .get(&mut conn, &secret_ref)
+                .await
+                .map_err(|e| AppError::Internal(e.into()))?;
             LinkTokenCreateRequest::update_mode(CLIENT_NAME, client_user_id, AccessToken::new(token.expose()))
         }
     };
-    let response = state.plaid.link_token_create(&plaid_request).await.map_err(plaid_error)?;
-    Ok(Json(LinkToken { link_token: response.link_token, expiration: response.expiration }))
+    let response = state
+        .plaid
+        .link_token_create(&plaid_request)
+        .await
+        .map_err(plaid_error)?;
+    Ok(Json(LinkToken {
+        link_token: response.link_token,
+        expiration: response.expiration,
+    }))
 }
 
 /// Body of `POST /api/plaid/exchange-token`.
@@ -163,17 +190,31 @@ pub async fn exchange_token(
 ) -> AppResult<(StatusCode, Json<Exchanged>)> {
     let request = json_body(body)?;
     if request.public_token.trim().is_empty() {
-        return Err(AppError::status(StatusCode::BAD_REQUEST, "invalid_body", "public_token must not be empty"));
+        return Err(AppError::status(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "public_token must not be empty",
+        ));
     }
-    let linked = link::exchange_public_token(&state.pool, &state.plaid, &state.secrets, user.id, request.public_token.trim())
-        .await
-        .map_err(|e| match e {
-            LinkError::Plaid(e) => plaid_error(e),
-            LinkError::NotYours => AppError::NotFound("item"),
-            LinkError::Database(e) => AppError::from(e),
-            other => AppError::Internal(other.into()),
-        })?;
-    let status = if linked.created { StatusCode::CREATED } else { StatusCode::OK };
+    let linked = link::exchange_public_token(
+        &state.pool,
+        &state.plaid,
+        &state.secrets,
+        user.id,
+        request.public_token.trim(),
+    )
+    .await
+    .map_err(|e| match e {
+        LinkError::Plaid(e) => plaid_error(e),
+        LinkError::NotYours => AppError::NotFound("item"),
+        LinkError::Database(e) => AppError::from(e),
+        other => AppError::Internal(other.into()),
+    })?;
+    let status = if linked.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let accounts = linked
         .accounts
         .into_iter()
@@ -186,7 +227,13 @@ pub async fn exchange_token(
         })
         .collect();
     tracing::info!(item_id = %linked.item_id, created = linked.created, "item linked");
-    Ok((status, Json(Exchanged { item_id: linked.item_id, accounts })))
+    Ok((
+        status,
+        Json(Exchanged {
+            item_id: linked.item_id,
+            accounts,
+        }),
+    ))
 }
 
 /// The caller's items.
@@ -202,7 +249,12 @@ pub struct ItemList {
     responses(
         (status = 200, description = "The caller's items", body = ItemList),
         (status = 401, description = "Missing or invalid API token", body = super::error::ErrorBody)))]
-pub async fn list_items(State(state): State<AppState>, AuthUser(user): AuthUser) -> AppResult<Json<ItemList>> {
+pub async fn list_items(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> AppResult<Json<ItemList>> {
     let mut conn = state.pool.acquire().await?;
-    Ok(Json(ItemList { items: items::list_for_user(&mut conn, user.id).await? }))
+    Ok(Json(ItemList {
+        items: items::list_for_user(&mut conn, user.id).await?,
+    }))
 }

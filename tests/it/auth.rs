@@ -24,14 +24,12 @@ use crate::support::{
 };
 
 async fn seed_account(app: &TestApp, user_id: i64, name: &str) -> i64 {
-    sqlx::query_scalar(
-        "insert into accounts (user_id, provider, name) values ($1, 'plaid', $2) returning id",
-    )
-    .bind(user_id)
-    .bind(name)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
+    sqlx::query_scalar("insert into accounts (user_id, provider, name) values ($1, 'plaid', $2) returning id")
+        .bind(user_id)
+        .bind(name)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -64,12 +62,11 @@ async fn users_create_prints_a_token_once_and_stores_only_its_hash() {
     assert!(token.starts_with("psk_") && token.len() > 40);
 
     // Only the digest is stored.
-    let stored: Vec<Vec<u8>> =
-        sqlx::query_scalar("select token_sha256 from api_tokens where user_id = $1")
-            .bind(user_id)
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("select token_sha256 from api_tokens where user_id = $1")
+        .bind(user_id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(stored, vec![workflows::auth::token_digest(&token).to_vec()]);
 
     // The token works.
@@ -258,8 +255,12 @@ async fn jobs_router(app: &TestApp, jobs_secret: Option<&str>) -> String {
     };
     let config = Config::from_vars(&vars, std::path::Path::new("/nonexistent")).unwrap();
     let plaid = Arc::new(
-        PlaidClient::new(&PlaidConfig::new(app.sim.base_url(), "sim-client-id", "sim-secret".to_owned().into()))
-            .unwrap(),
+        PlaidClient::new(&PlaidConfig::new(
+            app.sim.base_url(),
+            "sim-client-id",
+            "sim-secret".to_owned().into(),
+        ))
+        .unwrap(),
     );
     let state = AppState {
         pool: app.pool.clone(),
@@ -270,10 +271,7 @@ async fn jobs_router(app: &TestApp, jobs_secret: Option<&str>) -> String {
     };
     let router = Router::new()
         .route("/api/jobs/probe", post(|| async { "reached" }))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_jobs_secret,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), require_jobs_secret))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -310,13 +308,7 @@ async fn the_jobs_secret_is_required_and_its_absence_disables_the_routes() {
         StatusCode::UNAUTHORIZED,
         "a prefix of the secret is not the secret"
     );
-    let ok = app
-        .http
-        .post(&url)
-        .bearer_auth(JOBS_SECRET)
-        .send()
-        .await
-        .unwrap();
+    let ok = app.http.post(&url).bearer_auth(JOBS_SECRET).send().await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(ok.text().await.unwrap(), "reached");
 

@@ -79,19 +79,10 @@ fn each_bad_value_is_an_error_naming_its_variable() {
     assert_eq!(case(("ADMIN_BIND_ADDR", "1.2.3.4")), "ADMIN_BIND_ADDR");
     assert_eq!(case(("PLAID_ENV", "development")), "PLAID_ENV");
     assert_eq!(case(("PLAID_BASE_URL", "ftp://x")), "PLAID_BASE_URL");
-    assert_eq!(
-        case(("PLAID_WEBHOOK_URL", "not a url")),
-        "PLAID_WEBHOOK_URL"
-    );
-    assert_eq!(
-        case(("SAFETY_NET_CRON", "every half hour")),
-        "SAFETY_NET_CRON"
-    );
+    assert_eq!(case(("PLAID_WEBHOOK_URL", "not a url")), "PLAID_WEBHOOK_URL");
+    assert_eq!(case(("SAFETY_NET_CRON", "every half hour")), "SAFETY_NET_CRON");
     assert_eq!(case(("CLEANUP_CRON", "* *")), "CLEANUP_CRON");
-    assert_eq!(
-        case(("SAFETY_NET_STALE_AFTER", "soon")),
-        "SAFETY_NET_STALE_AFTER"
-    );
+    assert_eq!(case(("SAFETY_NET_STALE_AFTER", "soon")), "SAFETY_NET_STALE_AFTER");
     assert_eq!(case(("DORMANT_AFTER", "0s")), "DORMANT_AFTER");
     assert_eq!(case(("CLEANUP_GRACE", "7 fortnights")), "CLEANUP_GRACE");
     assert_eq!(case(("LOG_FORMAT", "xml")), "LOG_FORMAT");
@@ -99,10 +90,7 @@ fn each_bad_value_is_an_error_naming_its_variable() {
         case(("DATABASE_MAX_CONNECTIONS", "1")),
         "DATABASE_MAX_CONNECTIONS"
     );
-    assert_eq!(
-        error_variable(&[("SECRETS_KEY", "c2hvcnQ=")]),
-        "SECRETS_KEY"
-    );
+    assert_eq!(error_variable(&[("SECRETS_KEY", "c2hvcnQ=")]), "SECRETS_KEY");
     assert_eq!(error_variable(&[("SECRETS_KEY", "!!!")]), "SECRETS_KEY");
     // Sandbox needs credentials and a key.
     assert_eq!(
@@ -178,7 +166,6 @@ fn debug_output_of_the_config_redacts_every_secret() {
 
 #[test]
 fn an_unreadable_key_path_in_simulator_mode_names_secrets_key() {
-    let err =
-        Config::from_vars(&HashMap::new(), Path::new("/proc/forbidden/secrets.key")).unwrap_err();
+    let err = Config::from_vars(&HashMap::new(), Path::new("/proc/forbidden/secrets.key")).unwrap_err();
     assert_eq!(err.variable, "SECRETS_KEY");
 }

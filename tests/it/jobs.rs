@@ -23,13 +23,11 @@ use crate::support::{
 };
 
 async fn finished_runs(pool: &PgPool, token: &str) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from job_canary_runs where token = $1 and finished_at is not null",
-    )
-    .bind(token)
-    .fetch_one(pool)
-    .await
-    .unwrap()
+    sqlx::query_scalar("select count(*) from job_canary_runs where token = $1 and finished_at is not null")
+        .bind(token)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -64,20 +62,15 @@ async fn a_job_pushed_in_a_rolled_back_transaction_never_runs_and_a_committed_on
 
     // Drained: every canary row is Done (the rolled-back one, had it leaked, would be a second row).
     let rows: Vec<String> = wait_until("the queue to drain", Duration::from_secs(20), || async {
-        let rows: Vec<String> =
-            sqlx::query_scalar("select status from apalis.jobs where job_type = $1")
-                .bind(Canary::QUEUE)
-                .fetch_all(&app.pool)
-                .await
-                .unwrap();
+        let rows: Vec<String> = sqlx::query_scalar("select status from apalis.jobs where job_type = $1")
+            .bind(Canary::QUEUE)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
         rows.iter().all(|s| s == "Done").then_some(rows)
     })
     .await;
-    assert_eq!(
-        rows,
-        vec!["Done".to_owned()],
-        "only the committed job exists"
-    );
+    assert_eq!(rows, vec!["Done".to_owned()], "only the committed job exists");
     assert_eq!(finished_runs(&app.pool, "committed").await, 1);
     assert_eq!(finished_runs(&app.pool, "rolled-back").await, 0);
     app.stop().await;
@@ -186,13 +179,11 @@ async fn a_job_whose_worker_process_is_sigkilled_runs_again_on_another_process_w
         "another process to run the job again",
         Duration::from_secs(30),
         || async {
-            sqlx::query_scalar(
-                "select worker from job_canary_runs where token = 'crash' and worker <> $1",
-            )
-            .bind(&first_worker)
-            .fetch_optional(&pool)
-            .await
-            .unwrap()
+            sqlx::query_scalar("select worker from job_canary_runs where token = 'crash' and worker <> $1")
+                .bind(&first_worker)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
         },
     )
     .await;
@@ -204,11 +195,7 @@ async fn a_job_whose_worker_process_is_sigkilled_runs_again_on_another_process_w
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(
-        attempts.len(),
-        2,
-        "ran once per process, not more: {attempts:?}"
-    );
+    assert_eq!(attempts.len(), 2, "ran once per process, not more: {attempts:?}");
     pool.close().await;
     db.drop_now().await;
 }
@@ -264,13 +251,7 @@ async fn the_pruner_deletes_old_finished_jobs_and_dead_workers_and_nothing_else(
     let report = prune::run_once(&pool, Duration::from_secs(7 * 86400))
         .await
         .unwrap();
-    assert_eq!(
-        report,
-        PruneReport {
-            jobs: 2,
-            workers: 1
-        }
-    );
+    assert_eq!(report, PruneReport { jobs: 2, workers: 1 });
 
     let left: Vec<String> = sqlx::query_scalar("select id from apalis.jobs order by id")
         .fetch_all(&pool)
@@ -318,15 +299,9 @@ async fn futures_join(pool: &PgPool, tick: chrono::DateTime<Utc>) -> Vec<bool> {
     for n in 0..5 {
         let pool = pool.clone();
         set.spawn(async move {
-            claim_tick(
-                &pool,
-                "prune-jobs",
-                tick,
-                &format!("process-{n}"),
-                &PruneJobs {},
-            )
-            .await
-            .unwrap()
+            claim_tick(&pool, "prune-jobs", tick, &format!("process-{n}"), &PruneJobs {})
+                .await
+                .unwrap()
         });
     }
     set.join_all().await
@@ -401,19 +376,35 @@ async fn sigterm_lets_a_running_job_finish_before_the_process_exits() {
     let vars = test_vars(&db);
     let mut worker = KillOnDrop(spawn_worker_process(&vars));
     let mut conn = pool.acquire().await.unwrap();
-    enqueue(&mut conn, &Canary { token: "graceful".into(), hold_ms: 1_500 }, None).await.unwrap();
+    enqueue(
+        &mut conn,
+        &Canary {
+            token: "graceful".into(),
+            hold_ms: 1_500,
+        },
+        None,
+    )
+    .await
+    .unwrap();
     drop(conn);
     wait_until("the job to start", Duration::from_secs(30), || async {
-        let started: i64 = sqlx::query_scalar("select count(*) from job_canary_runs where token = 'graceful'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let started: i64 =
+            sqlx::query_scalar("select count(*) from job_canary_runs where token = 'graceful'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         (started == 1).then_some(())
     })
     .await;
 
     let pid = worker.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let exit = tokio::task::spawn_blocking(move || {
         let status = worker.0.wait().unwrap();
         std::mem::forget(worker);

@@ -16,10 +16,7 @@ async fn a_secret_round_trips_and_is_not_stored_in_plaintext() {
     let mut conn = pool.acquire().await.unwrap();
 
     let secret_ref = store.put(&mut conn, &Secret::new(TOKEN)).await.unwrap();
-    assert_eq!(
-        store.get(&mut conn, &secret_ref).await.unwrap().expose(),
-        TOKEN
-    );
+    assert_eq!(store.get(&mut conn, &secret_ref).await.unwrap().expose(), TOKEN);
 
     let raw: Vec<u8> = sqlx::query_scalar("select ciphertext from secrets where secret_ref = $1")
         .bind(&secret_ref)
@@ -100,11 +97,13 @@ async fn tampered_ciphertext_nonce_or_a_swapped_row_fail_cleanly() {
     ));
 
     // Flip one bit of b's nonce.
-    sqlx::query("update secrets set nonce = set_byte(nonce, 3, get_byte(nonce, 3) # 128) where secret_ref = $1")
-        .bind(&b)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update secrets set nonce = set_byte(nonce, 3, get_byte(nonce, 3) # 128) where secret_ref = $1",
+    )
+    .bind(&b)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     assert!(matches!(
         store.get(&mut conn, &b).await,
         Err(SecretError::Decrypt(_))
@@ -151,10 +150,7 @@ async fn a_rotated_key_still_opens_old_secrets_and_replace_reseals_them() {
 
     let new_key = SecretsKey::generate();
     let rotated = SecretStore::new(new_key.clone(), vec![old_key.clone()]);
-    assert_eq!(
-        rotated.get(&mut conn, &secret_ref).await.unwrap().expose(),
-        TOKEN
-    );
+    assert_eq!(rotated.get(&mut conn, &secret_ref).await.unwrap().expose(), TOKEN);
     rotated
         .replace(&mut conn, &secret_ref, &Secret::new(TOKEN))
         .await

@@ -34,10 +34,7 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 }
 
 /// Issues a new API token for a user and stores its digest.
-pub async fn issue_token(
-    conn: &mut PgConnection,
-    user_id: i64,
-) -> Result<IssuedToken, sqlx::Error> {
+pub async fn issue_token(conn: &mut PgConnection, user_id: i64) -> Result<IssuedToken, sqlx::Error> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -49,10 +46,7 @@ pub async fn issue_token(
 }
 
 /// The user a presented token belongs to, if it is valid and not revoked.
-pub async fn authenticate(
-    conn: &mut PgConnection,
-    presented: &str,
-) -> Result<Option<User>, sqlx::Error> {
+pub async fn authenticate(conn: &mut PgConnection, presented: &str) -> Result<Option<User>, sqlx::Error> {
     if !presented.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }

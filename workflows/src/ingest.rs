@@ -25,6 +25,9 @@ pub struct Ingested {
 /// Errors while ingesting.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// No connection could be had: the database is down or refusing us.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
     /// The database failed (503 to Plaid: it retries).
     #[error("database error while ingesting a webhook: {0}")]
     Database(#[from] sqlx::Error),
@@ -35,27 +38,37 @@ pub enum IngestError {
 
 /// Transactions webhook codes that mean "new data may be available": the
 /// current one and the legacy ones Plaid still sends (PLAID.md §4.1).
-pub const SYNC_CODES: &[&str] =
-    &["SYNC_UPDATES_AVAILABLE", "DEFAULT_UPDATE", "INITIAL_UPDATE", "HISTORICAL_UPDATE", "TRANSACTIONS_REMOVED"];
+pub const SYNC_CODES: &[&str] = &[
+    "SYNC_UPDATES_AVAILABLE",
+    "DEFAULT_UPDATE",
+    "INITIAL_UPDATE",
+    "HISTORICAL_UPDATE",
+    "TRANSACTIONS_REMOVED",
+];
 
 /// Stores `body` (a JSON object) and, for transactions webhooks of a known
 /// item, requests its sync, all in one transaction.
 pub async fn ingest(pool: &PgPool, body: &Value) -> Result<Ingested, IngestError> {
     let key = webhook_events::dedupe_key(body);
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().await.map_err(IngestError::Unavailable)?;
     let stored = webhook_events::insert_or_count_duplicate(&mut tx, &key, body).await?;
     let field = |name: &str| body.get(name).and_then(Value::as_str);
     let mut sync = None;
-    if let (Some("TRANSACTIONS"), Some(code), Some(item_id)) = (field("webhook_type"), field("webhook_code"), field("item_id")) {
-        if SYNC_CODES.contains(&code) {
-            let request = request_sync(&mut tx, ItemRef::PlaidId(item_id)).await?;
-            if request != SyncRequest::UnknownItem {
-                // Unknown items keep processed_at null: replayed when the item appears.
-                webhook_events::mark_processed(&mut tx, stored.id).await?;
-            }
-            sync = Some(request);
+    if let (Some("TRANSACTIONS"), Some(code), Some(item_id)) =
+        (field("webhook_type"), field("webhook_code"), field("item_id"))
+        && SYNC_CODES.contains(&code)
+    {
+        let request = request_sync(&mut tx, ItemRef::PlaidId(item_id)).await?;
+        if request != SyncRequest::UnknownItem {
+            // Unknown items keep processed_at null: replayed when the item appears.
+            webhook_events::mark_processed(&mut tx, stored.id).await?;
         }
+        sync = Some(request);
     }
     tx.commit().await?;
-    Ok(Ingested { event_id: stored.id, duplicate: !stored.inserted, sync })
+    Ok(Ingested {
+        event_id: stored.id,
+        duplicate: !stored.inserted,
+        sync,
+    })
 }

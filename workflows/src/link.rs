@@ -18,7 +18,9 @@ use crate::{
     },
     plaid::{
         AccessToken, Amount, PlaidClient, PlaidError, PublicToken,
-        types::{Account, AccountBalances, AccountsGetRequest, ItemPublicTokenExchangeRequest, ItemRemoveRequest},
+        types::{
+            Account, AccountBalances, AccountsGetRequest, ItemPublicTokenExchangeRequest, ItemRemoveRequest,
+        },
     },
     redact::Secret,
     secrets::{SecretError, SecretStore},
@@ -66,7 +68,9 @@ pub async fn exchange_public_token(
     public_token: &str,
 ) -> Result<LinkedItem, LinkError> {
     let exchanged = plaid
-        .item_public_token_exchange(&ItemPublicTokenExchangeRequest { public_token: PublicToken::new(public_token) })
+        .item_public_token_exchange(&ItemPublicTokenExchangeRequest {
+            public_token: PublicToken::new(public_token),
+        })
         .await?;
     let item_id = exchanged.item_id.clone();
     let access_token = exchanged.access_token;
@@ -79,7 +83,10 @@ pub async fn exchange_public_token(
     }
     let known_before = owner.is_some();
 
-    let accounts = match plaid.accounts_get(&AccountsGetRequest::new(access_token.clone())).await {
+    let accounts = match plaid
+        .accounts_get(&AccountsGetRequest::new(access_token.clone()))
+        .await
+    {
         Ok(response) => response,
         Err(e) => {
             if !known_before {
@@ -90,7 +97,16 @@ pub async fn exchange_public_token(
     };
     let institution_id = accounts.item.institution_id.clone();
 
-    match record(pool, secrets, user_id, &item_id, &access_token, institution_id.as_deref(), &accounts.accounts).await
+    match record(
+        pool,
+        secrets,
+        user_id,
+        &item_id,
+        &access_token,
+        institution_id.as_deref(),
+        &accounts.accounts,
+    )
+    .await
     {
         Ok((plaid_item_id, created, ids)) => Ok(LinkedItem {
             item_id,
@@ -118,7 +134,9 @@ async fn record(
     accounts: &[Account],
 ) -> Result<(i64, bool, Vec<i64>), LinkError> {
     let mut tx = pool.begin().await?;
-    let secret_ref = secrets.put(&mut tx, &Secret::new(access_token.expose_secret())).await?;
+    let secret_ref = secrets
+        .put(&mut tx, &Secret::new(access_token.expose_secret()))
+        .await?;
     let item = items::upsert_for_user(&mut tx, user_id, item_id, &secret_ref, institution_id)
         .await?
         .ok_or(LinkError::NotYours)?;
@@ -134,9 +152,17 @@ async fn record(
 }
 
 async fn remove_orphan(plaid: &PlaidClient, access_token: &AccessToken, item_id: &str) {
-    match plaid.item_remove(&ItemRemoveRequest::new(access_token.clone())).await {
-        Ok(_) => tracing::warn!(item_id, "link failed after the exchange; removed the new item at Plaid"),
-        Err(e) => tracing::error!(item_id, error = %e, "link failed after the exchange and the new item could not be removed at Plaid"),
+    match plaid
+        .item_remove(&ItemRemoveRequest::new(access_token.clone()))
+        .await
+    {
+        Ok(_) => tracing::warn!(
+            item_id,
+            "link failed after the exchange; removed the new item at Plaid"
+        ),
+        Err(e) => {
+            tracing::error!(item_id, error = %e, "link failed after the exchange and the new item could not be removed at Plaid")
+        }
     }
 }
 
@@ -164,6 +190,9 @@ pub fn balances_json(balances: &AccountBalances) -> Value {
     map.insert("current".into(), number(&balances.current));
     map.insert("limit".into(), number(&balances.limit));
     map.insert("iso_currency_code".into(), json!(balances.iso_currency_code));
-    map.insert("unofficial_currency_code".into(), json!(balances.unofficial_currency_code));
+    map.insert(
+        "unofficial_currency_code".into(),
+        json!(balances.unofficial_currency_code),
+    );
     Value::Object(map)
 }

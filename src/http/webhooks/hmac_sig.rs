@@ -10,7 +10,13 @@ use super::verify::Rejection;
 pub const HEADER: &str = "x-webhook-signature";
 
 /// Verifies `header` for `body` at unix time `now`.
-pub fn verify(header: &str, body: &[u8], secret: &[u8], now: i64, tolerance_secs: i64) -> Result<(), Rejection> {
+pub fn verify(
+    header: &str,
+    body: &[u8],
+    secret: &[u8],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), Rejection> {
     let (mut timestamp, mut signatures) = (None, Vec::new());
     for part in header.split(',') {
         match part.trim().split_once('=') {
@@ -31,9 +37,9 @@ pub fn verify(header: &str, body: &[u8], secret: &[u8], now: i64, tolerance_secs
     mac.update(b".");
     mac.update(body);
     // Several v1 values allow a secret rotation window on the sender's side.
-    let ok = signatures.iter().any(|sig| {
-        hex::decode(sig).is_ok_and(|bytes| mac.clone().verify_slice(&bytes).is_ok())
-    });
+    let ok = signatures
+        .iter()
+        .any(|sig| hex::decode(sig).is_ok_and(|bytes| mac.clone().verify_slice(&bytes).is_ok()));
     if ok { Ok(()) } else { Err(Rejection::BadSignature) }
 }
 

@@ -23,7 +23,13 @@ struct Claims {
 }
 
 /// Verifies a `Plaid-Verification` token for `body` at unix time `now`.
-pub async fn verify(token: &str, body: &[u8], keys: &KeyCache, now: i64, tolerance_secs: i64) -> Result<(), Rejection> {
+pub async fn verify(
+    token: &str,
+    body: &[u8],
+    keys: &KeyCache,
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), Rejection> {
     let header = decode_header(token).map_err(|_| Rejection::Malformed)?;
     if header.alg != Algorithm::ES256 {
         return Err(Rejection::BadAlgorithm);

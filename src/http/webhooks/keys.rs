@@ -81,8 +81,15 @@ impl KeyCache {
 
     /// Fetches `kid`; transient failures are not cached.
     async fn fetch(&self, kid: &str) -> Result<Entry, Rejection> {
-        let request = WebhookVerificationKeyGetRequest { key_id: kid.to_owned() };
-        let refused = |rejection| Ok(Entry::Refused { rejection, at: Instant::now() });
+        let request = WebhookVerificationKeyGetRequest {
+            key_id: kid.to_owned(),
+        };
+        let refused = |rejection| {
+            Ok(Entry::Refused {
+                rejection,
+                at: Instant::now(),
+            })
+        };
         match self.plaid.webhook_verification_key_get(&request).await {
             Ok(response) => {
                 let jwk = response.key;
@@ -93,7 +100,10 @@ impl KeyCache {
                     return refused(Rejection::BadAlgorithm);
                 }
                 match DecodingKey::from_ec_components(&jwk.x, &jwk.y) {
-                    Ok(key) => Ok(Entry::Valid { key, fetched: Instant::now() }),
+                    Ok(key) => Ok(Entry::Valid {
+                        key,
+                        fetched: Instant::now(),
+                    }),
                     Err(_) => refused(Rejection::UnknownKey),
                 }
             }

@@ -48,9 +48,17 @@ pub async fn receive(
 ) -> AppResult<Json<Accepted>> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::status(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "webhook bodies are limited to 256 KiB")
+            AppError::status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "webhook bodies are limited to 256 KiB",
+            )
         } else {
-            AppError::status(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+            AppError::status(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read",
+            )
         }
     })?;
 
@@ -62,7 +70,13 @@ pub async fn receive(
     let parsed: serde_json::Value = serde_json::from_slice(&body)
         .ok()
         .filter(serde_json::Value::is_object)
-        .ok_or_else(|| AppError::status(StatusCode::BAD_REQUEST, "invalid_json", "the webhook body is not a JSON object"))?;
+        .ok_or_else(|| {
+            AppError::status(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the webhook body is not a JSON object",
+            )
+        })?;
 
     match ingest::ingest(&state.pool, &parsed).await {
         Ok(done) => {
@@ -74,17 +88,26 @@ pub async fn receive(
                 sync = ?done.sync,
                 "webhook stored"
             );
-            Ok(Json(Accepted { status: if done.duplicate { "duplicate" } else { "accepted" } }))
+            Ok(Json(Accepted {
+                status: if done.duplicate { "duplicate" } else { "accepted" },
+            }))
         }
+        Err(IngestError::Unavailable(e)) => Err(AppError::DatabaseUnavailable(e)),
         Err(IngestError::Database(e)) => Err(AppError::from(e)),
         Err(IngestError::Enqueue(e)) => {
             // Enqueue failures are database failures too (the push is an INSERT).
             let unavailable = match &e {
-                workflows::jobs::EnqueueError::Push(apalis_postgres::Error::Database(db)) => is_unavailable(db),
+                workflows::jobs::EnqueueError::Push(apalis_postgres::Error::Database(db)) => {
+                    is_unavailable(db)
+                }
                 _ => false,
             };
             if unavailable {
-                Err(AppError::status(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable; retry later"))
+                Err(AppError::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; retry later",
+                ))
             } else {
                 Err(AppError::Internal(e.into()))
             }

@@ -51,11 +51,22 @@ impl Rejection {
 /// Verifies a webhook: accepted when either scheme holds (Plaid's JWT, or our
 /// HMAC when `PLAID_WEBHOOK_SECRET` is set). When both headers are present and
 /// both fail, the JWT's reason is reported.
-pub async fn verify(state: &AppState, keys: &KeyCache, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+pub async fn verify(
+    state: &AppState,
+    keys: &KeyCache,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Rejection> {
     let now = chrono::Utc::now().timestamp();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let hmac_result = match (header(hmac_sig::HEADER), &state.config.plaid_webhook_secret) {
-        (Some(value), Some(secret)) => Some(hmac_sig::verify(value, body, secret.expose().as_bytes(), now, TOLERANCE_SECS)),
+        (Some(value), Some(secret)) => Some(hmac_sig::verify(
+            value,
+            body,
+            secret.expose().as_bytes(),
+            now,
+            TOLERANCE_SECS,
+        )),
         _ => None,
     };
     if let Some(Ok(())) = hmac_result {
@@ -63,6 +74,8 @@ pub async fn verify(state: &AppState, keys: &KeyCache, headers: &HeaderMap, body
     }
     match header(jwt::HEADER) {
         Some(token) => jwt::verify(token, body, keys, now, TOLERANCE_SECS).await,
-        None => Err(hmac_result.and_then(Result::err).unwrap_or(Rejection::MissingSignature)),
+        None => Err(hmac_result
+            .and_then(Result::err)
+            .unwrap_or(Rejection::MissingSignature)),
     }
 }

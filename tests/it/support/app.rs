@@ -2,12 +2,12 @@
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
+use plaid_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use plaid_sync::{
     app::{Application, RunOptions},
     cli::Role,
     config::Config,
 };
-use plaid_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +53,11 @@ pub fn test_worker_settings() -> WorkerSettings {
 /// A free local port (bound, read, released: tests need the app's URL before it starts,
 /// to give it to the simulator as the webhook URL).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The variables of a test configuration against `db`.
@@ -92,25 +96,25 @@ impl TestApp {
         let mut vars = test_vars(&db);
         let port = free_port();
         let webhook_url = format!("http://127.0.0.1:{port}/webhook/plaid");
-        let sim = Simulator::start(SimulatorConfig { default_webhook_url: Some(webhook_url.clone()), ..sim_config })
-            .await
-            .expect("simulator starts");
+        let sim = Simulator::start(SimulatorConfig {
+            default_webhook_url: Some(webhook_url.clone()),
+            ..sim_config
+        })
+        .await
+        .expect("simulator starts");
         vars.insert("BIND_ADDR".into(), format!("127.0.0.1:{port}"));
         vars.insert("PLAID_BASE_URL".into(), sim.base_url());
         vars.insert("PLAID_CLIENT_ID".into(), SimulatorConfig::default().client_id);
         vars.insert("PLAID_SECRET".into(), SimulatorConfig::default().secret);
         vars.insert("PLAID_WEBHOOK_URL".into(), webhook_url);
         adjust(&mut vars);
-        let config =
-            Config::from_vars(&vars, Path::new("/nonexistent/key")).expect("test config is valid");
+        let config = Config::from_vars(&vars, Path::new("/nonexistent/key")).expect("test config is valid");
         let options = RunOptions {
             role,
             migrate: true,
             worker_settings: test_worker_settings(),
         };
-        let app = Application::build(config, options)
-            .await
-            .expect("app starts");
+        let app = Application::build(config, options).await.expect("app starts");
         let public_url = app
             .public_addr()
             .map(|a| format!("http://{a}"))

@@ -11,8 +11,7 @@ use tokio::sync::OnceCell;
 
 /// The server tests run against (`TEST_DATABASE_SERVER` overrides it).
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_SERVER")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("TEST_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod db;
+pub mod plaid;
 pub mod wait;
 
 pub use app::TestApp;

@@ -36,10 +36,7 @@ pub struct AccountView {
 }
 
 /// A user's accounts, oldest first.
-pub async fn list_for_user(
-    conn: &mut PgConnection,
-    user_id: i64,
-) -> Result<Vec<AccountView>, sqlx::Error> {
+pub async fn list_for_user(conn: &mut PgConnection, user_id: i64) -> Result<Vec<AccountView>, sqlx::Error> {
     sqlx::query_as(
         "select a.id, a.provider, a.name, a.mask, a.type, a.subtype, a.sync_status, a.last_synced_at,
                 a.balances, a.archived, pi.item_id, pia.active as linked

@@ -71,7 +71,11 @@ pub struct OwnedItem {
 }
 
 /// The user's item with Plaid id `item_id` (`None` if absent or another user's).
-pub async fn find_owned(conn: &mut PgConnection, user_id: i64, item_id: &str) -> Result<Option<OwnedItem>, sqlx::Error> {
+pub async fn find_owned(
+    conn: &mut PgConnection,
+    user_id: i64,
+    item_id: &str,
+) -> Result<Option<OwnedItem>, sqlx::Error> {
     sqlx::query_as("select id, secret_ref, lifecycle from plaid_items where item_id = $1 and user_id = $2")
         .bind(item_id)
         .bind(user_id)
@@ -128,10 +132,12 @@ pub async fn sync_accounts(
                 .bind(&account.balances)
                 .execute(&mut *conn)
                 .await?;
-                sqlx::query("update plaid_item_accounts set active = true where account_id = $1 and not active")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "update plaid_item_accounts set active = true where account_id = $1 and not active",
+                )
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
                 id
             }
             None => {

@@ -32,19 +32,17 @@ pub enum MigrateError {
 /// Creates the database named in `url` if it does not exist yet, by connecting
 /// to the server's `postgres` maintenance database.
 pub async fn ensure_database(url: &str) -> Result<(), MigrateError> {
-    let options =
-        PgConnectOptions::from_str(url).map_err(|e| MigrateError::BadUrl(e.to_string()))?;
+    let options = PgConnectOptions::from_str(url).map_err(|e| MigrateError::BadUrl(e.to_string()))?;
     let name = options.get_database().unwrap_or("postgres").to_string();
     let admin = options.clone().database("postgres");
     let mut conn = PgConnection::connect_with(&admin)
         .await
         .map_err(MigrateError::Connect)?;
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(MigrateError::Connect)?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(MigrateError::Connect)?;
     if !exists {
         // Identifiers cannot be bound; quote it. A concurrent creator wins the race
         // and we accept "already exists" (42P04).

@@ -12,23 +12,15 @@ pub struct User {
 }
 
 /// Inserts a user; `None` when the email is taken.
-pub async fn insert_user(
-    conn: &mut PgConnection,
-    email: &str,
-) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(
-        "insert into users (email) values ($1) on conflict (email) do nothing returning id, email",
-    )
-    .bind(email)
-    .fetch_optional(conn)
-    .await
+pub async fn insert_user(conn: &mut PgConnection, email: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as("insert into users (email) values ($1) on conflict (email) do nothing returning id, email")
+        .bind(email)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Finds a user by email.
-pub async fn find_user_by_email(
-    conn: &mut PgConnection,
-    email: &str,
-) -> Result<Option<User>, sqlx::Error> {
+pub async fn find_user_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as("select id, email from users where email = $1")
         .bind(email)
         .fetch_optional(conn)
@@ -41,13 +33,11 @@ pub async fn insert_api_token(
     user_id: i64,
     token_sha256: &[u8; 32],
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "insert into api_tokens (user_id, token_sha256) values ($1, $2) returning id",
-    )
-    .bind(user_id)
-    .bind(&token_sha256[..])
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar("insert into api_tokens (user_id, token_sha256) values ($1, $2) returning id")
+        .bind(user_id)
+        .bind(&token_sha256[..])
+        .fetch_one(conn)
+        .await
 }
 
 /// The user owning a non-revoked token with this digest, marking it used.
@@ -76,11 +66,9 @@ pub async fn user_for_token_digest(
 
 /// Revokes a token by id; true when it was active.
 pub async fn revoke_api_token(conn: &mut PgConnection, token_id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null",
-    )
-    .bind(token_id)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query("update api_tokens set revoked_at = now() where id = $1 and revoked_at is null")
+        .bind(token_id)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }

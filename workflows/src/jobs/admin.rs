@@ -41,19 +41,14 @@ pub async fn kill(conn: &mut PgConnection, job_id: &str) -> Result<RepairOutcome
     outcome(conn, job_id, updated).await
 }
 
-async fn outcome(
-    conn: &mut PgConnection,
-    job_id: &str,
-    updated: u64,
-) -> Result<RepairOutcome, sqlx::Error> {
+async fn outcome(conn: &mut PgConnection, job_id: &str, updated: u64) -> Result<RepairOutcome, sqlx::Error> {
     if updated == 1 {
         return Ok(RepairOutcome::Done);
     }
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from apalis.jobs where id = $1)")
-            .bind(job_id)
-            .fetch_one(conn)
-            .await?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from apalis.jobs where id = $1)")
+        .bind(job_id)
+        .fetch_one(conn)
+        .await?;
     Ok(if exists {
         RepairOutcome::WrongStatus
     } else {

@@ -84,13 +84,7 @@ pub async fn run<J: JobSpec>(
     }
 }
 
-async fn claim_logged<J: JobSpec>(
-    pool: &PgPool,
-    name: &str,
-    tick: DateTime<Utc>,
-    by: &str,
-    job: &J,
-) {
+async fn claim_logged<J: JobSpec>(pool: &PgPool, name: &str, tick: DateTime<Utc>, by: &str, job: &J) {
     match claim_tick(pool, name, tick, by, job).await {
         Ok(true) => tracing::info!(schedule = name, %tick, "claimed tick; job enqueued"),
         Ok(false) => tracing::debug!(schedule = name, %tick, "tick already claimed elsewhere"),

@@ -59,37 +59,26 @@ impl SecretStore {
     }
 
     /// Stores a new secret; returns its reference.
-    pub async fn put(
-        &self,
-        conn: &mut PgConnection,
-        plaintext: &Secret,
-    ) -> Result<String, SecretError> {
+    pub async fn put(&self, conn: &mut PgConnection, plaintext: &Secret) -> Result<String, SecretError> {
         let secret_ref = format!("sec_{}", ulid::Ulid::generate().to_string().to_lowercase());
         let (nonce, ciphertext) = self.seal(&secret_ref, plaintext)?;
-        sqlx::query(
-            "insert into secrets (secret_ref, key_id, nonce, ciphertext) values ($1, $2, $3, $4)",
-        )
-        .bind(&secret_ref)
-        .bind(self.current.id())
-        .bind(nonce)
-        .bind(ciphertext)
-        .execute(conn)
-        .await?;
+        sqlx::query("insert into secrets (secret_ref, key_id, nonce, ciphertext) values ($1, $2, $3, $4)")
+            .bind(&secret_ref)
+            .bind(self.current.id())
+            .bind(nonce)
+            .bind(ciphertext)
+            .execute(conn)
+            .await?;
         Ok(secret_ref)
     }
 
     /// Reads and decrypts a secret.
-    pub async fn get(
-        &self,
-        conn: &mut PgConnection,
-        secret_ref: &str,
-    ) -> Result<Secret, SecretError> {
-        let row: Row =
-            sqlx::query_as("select key_id, nonce, ciphertext from secrets where secret_ref = $1")
-                .bind(secret_ref)
-                .fetch_optional(conn)
-                .await?
-                .ok_or_else(|| SecretError::NotFound(secret_ref.to_owned()))?;
+    pub async fn get(&self, conn: &mut PgConnection, secret_ref: &str) -> Result<Secret, SecretError> {
+        let row: Row = sqlx::query_as("select key_id, nonce, ciphertext from secrets where secret_ref = $1")
+            .bind(secret_ref)
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| SecretError::NotFound(secret_ref.to_owned()))?;
         self.open(secret_ref, &row)
     }
 
@@ -101,15 +90,14 @@ impl SecretStore {
         plaintext: &Secret,
     ) -> Result<(), SecretError> {
         let (nonce, ciphertext) = self.seal(secret_ref, plaintext)?;
-        let done = sqlx::query(
-            "update secrets set key_id = $2, nonce = $3, ciphertext = $4 where secret_ref = $1",
-        )
-        .bind(secret_ref)
-        .bind(self.current.id())
-        .bind(nonce)
-        .bind(ciphertext)
-        .execute(conn)
-        .await?;
+        let done =
+            sqlx::query("update secrets set key_id = $2, nonce = $3, ciphertext = $4 where secret_ref = $1")
+                .bind(secret_ref)
+                .bind(self.current.id())
+                .bind(nonce)
+                .bind(ciphertext)
+                .execute(conn)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(SecretError::NotFound(secret_ref.to_owned()));
         }
@@ -117,11 +105,7 @@ impl SecretStore {
     }
 
     /// Deletes a secret; true when it existed.
-    pub async fn delete(
-        &self,
-        conn: &mut PgConnection,
-        secret_ref: &str,
-    ) -> Result<bool, SecretError> {
+    pub async fn delete(&self, conn: &mut PgConnection, secret_ref: &str) -> Result<bool, SecretError> {
         let done = sqlx::query("delete from secrets where secret_ref = $1")
             .bind(secret_ref)
             .execute(conn)
@@ -129,11 +113,7 @@ impl SecretStore {
         Ok(done.rows_affected() == 1)
     }
 
-    fn seal(
-        &self,
-        secret_ref: &str,
-        plaintext: &Secret,
-    ) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
+    fn seal(&self, secret_ref: &str, plaintext: &Secret) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
         let cipher = Aes256Gcm::new(self.current.key());
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let payload = Payload {
@@ -169,8 +149,7 @@ impl SecretStore {
                 },
             )
             .map_err(|_| SecretError::Decrypt(secret_ref.to_owned()))?;
-        let text = String::from_utf8(plaintext)
-            .map_err(|_| SecretError::Decrypt(secret_ref.to_owned()))?;
+        let text = String::from_utf8(plaintext).map_err(|_| SecretError::Decrypt(secret_ref.to_owned()))?;
         Ok(Secret::new(text))
     }
 }

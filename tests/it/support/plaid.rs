@@ -1,0 +1,95 @@
+//! Helpers for Plaid flows through the app and the simulator.
+
+use plaid_simulator::{ItemSpec, WebhookEvent};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::TestApp;
+
+/// Links a new item for the holder of `token` through the app's Link endpoints
+/// and the simulator's simulated Link; returns the exchange answer.
+pub async fn link_new_item(app: &TestApp, token: &str) -> Value {
+    let link: Value = app
+        .http
+        .post(format!("{}/api/plaid/link-token", app.public_url))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let completion = app
+        .sim
+        .complete_link(link["link_token"].as_str().unwrap())
+        .unwrap();
+    let response = app
+        .http
+        .post(format!("{}/api/plaid/exchange-token", app.public_url))
+        .bearer_auth(token)
+        .json(&json!({ "public_token": completion.public_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+/// Creates an item in the simulator and in the database (as if linked), without Link.
+pub async fn seed_item(app: &TestApp, user_id: i64) -> (String, i64) {
+    let created = app.sim.create_item(ItemSpec::default());
+    let id: i64 = sqlx::query_scalar(
+        "insert into plaid_items (user_id, item_id, sync_status) values ($1, $2, 'active') returning id",
+    )
+    .bind(user_id)
+    .bind(&created.item_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    (created.item_id, id)
+}
+
+/// The `SYNC_UPDATES_AVAILABLE` event with both flags set.
+pub fn sync_updates() -> WebhookEvent {
+    WebhookEvent::SyncUpdatesAvailable {
+        initial_update_complete: Some(true),
+        historical_update_complete: Some(true),
+    }
+}
+
+/// Posts raw bytes to the webhook endpoint with the given headers.
+pub async fn post_webhook(app: &TestApp, body: &[u8], headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut request = app
+        .http
+        .post(format!("{}/webhook/plaid", app.public_url))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Pending (not started) sync jobs per `plaid_items.id`.
+pub async fn pending_sync_jobs(app: &TestApp, plaid_item_id: i64) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from apalis.jobs
+         where job_type = 'plaid-sync.sync-item' and status = 'Pending'
+           and convert_from(job, 'UTF8')::jsonb ->> 'plaid_item_id' = $1::text",
+    )
+    .bind(plaid_item_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// Number of stored webhook events.
+pub async fn event_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from plaid_webhook_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
