@@ -1,14 +1,20 @@
 //! What every job handler receives.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
+
+use crate::{plaid::PlaidClient, secrets::SecretStore};
 
 /// Shared state handed to handlers through apalis' `Data`.
 #[derive(Debug, Clone)]
 pub struct JobContext {
     /// The database.
     pub pool: PgPool,
+    /// The Plaid client.
+    pub plaid: Arc<PlaidClient>,
+    /// The secret store (access tokens).
+    pub secrets: SecretStore,
     /// How long finished job rows and dead worker rows are kept.
     pub job_retention: Duration,
 }
