@@ -100,9 +100,9 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             config: config.clone(),
-            secrets,
+            secrets: secrets.clone(),
             webhook_keys: KeyCache::new(plaid.clone()),
-            plaid,
+            plaid: plaid.clone(),
         };
         if let Some((public, admin)) = listeners {
             serve(&mut tasks, public, http::public_router(state.clone()), &shutdown)?;
@@ -111,6 +111,8 @@ impl Application {
         if options.role.runs_workers() {
             let ctx = JobContext {
                 pool: pool.clone(),
+                plaid,
+                secrets,
                 job_retention: config.job_retention,
             };
             jobs::runtime::spawn(
