@@ -19,12 +19,13 @@ use workflows::{
     jobs::{self, JobContext, WorkerSettings, runtime::Schedules},
     plaid::{PlaidClient, PlaidConfig},
     secrets::SecretStore,
+    sync::SyncSettings,
 };
 
 use crate::{cli::Role, config::Config, http, http::webhooks::keys::KeyCache, state::AppState};
 
 /// Options that are not configuration (they come from the command line or tests).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// What this process runs.
     pub role: Role,
@@ -32,6 +33,8 @@ pub struct RunOptions {
     pub migrate: bool,
     /// Worker tuning.
     pub worker_settings: WorkerSettings,
+    /// Sync engine tuning.
+    pub sync_settings: SyncSettings,
 }
 
 impl Default for RunOptions {
@@ -40,6 +43,7 @@ impl Default for RunOptions {
             role: Role::All,
             migrate: true,
             worker_settings: WorkerSettings::default(),
+            sync_settings: SyncSettings::default(),
         }
     }
 }
@@ -114,6 +118,11 @@ impl Application {
                 plaid,
                 secrets,
                 job_retention: config.job_retention,
+                sync: SyncSettings {
+                    // A lease held by a worker that missed its heartbeats is void.
+                    worker_stale_after: options.worker_settings.orphan_timeout(),
+                    ..options.sync_settings.clone()
+                },
             };
             jobs::runtime::spawn(
                 &mut tasks,

@@ -90,4 +90,7 @@ pub enum CheckCommand {
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
     },
+    /// Legacy-migration completeness: counts of legacy Plaid accounts with and
+    /// without an item and a mapping (exit 1 while any is unmapped).
+    Backfill,
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod backfill;
 mod check;
 mod migrate;
 mod serve;
@@ -21,6 +22,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check {
             command: CheckCommand::Jobs { timeout_secs },
         } => check::jobs(timeout_secs).await,
+        Command::Check {
+            command: CheckCommand::Backfill,
+        } => backfill::check().await,
     }
 }
 

@@ -6,6 +6,7 @@
 mod support;
 
 mod auth;
+mod backfill;
 mod config;
 mod health;
 mod jobs;
@@ -21,4 +22,5 @@ mod simulator_faults;
 mod simulator_support;
 mod simulator_sync;
 mod simulator_webhooks;
+mod sync;
 mod webhooks;

@@ -64,6 +64,10 @@ pub async fn ingest(pool: &PgPool, body: &Value) -> Result<Ingested, IngestError
             webhook_events::mark_processed(&mut tx, stored.id).await?;
         }
         sync = Some(request);
+    } else if field("webhook_type") == Some("ITEM")
+        && crate::lifecycle::item_webhooks::act(&mut tx, body).await?
+    {
+        webhook_events::mark_processed(&mut tx, stored.id).await?;
     }
     tx.commit().await?;
     Ok(Ingested {

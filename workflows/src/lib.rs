@@ -11,10 +11,13 @@
 //! binary wire it up and hand it its configuration.
 
 pub mod auth;
+pub mod backfill;
 pub mod db;
 pub mod ingest;
 pub mod jobs;
+pub mod lifecycle;
 pub mod link;
 pub mod plaid;
 pub mod redact;
 pub mod secrets;
+pub mod sync;

@@ -11,6 +11,7 @@ use plaid_sync::{
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use workflows::sync::{SyncLimits, SyncSettings};
 use workflows::{auth, db::users, jobs::WorkerSettings, secrets::SecretsKey};
 
 use super::TestDb;
@@ -47,6 +48,19 @@ pub fn test_worker_settings() -> WorkerSettings {
         missed_heartbeats: 3,
         batch_size: 20,
         concurrency: 4,
+    }
+}
+
+/// Sync settings for tests: a short lease (crash tests wait for it) and pacing
+/// loose enough not to slow tests (the simulator's own limits still apply).
+pub fn test_sync_settings() -> SyncSettings {
+    SyncSettings {
+        lease: Duration::from_secs(6),
+        limits: std::sync::Arc::new(SyncLimits::new(10_000, 100_000)),
+        backoff_base: Duration::from_secs(1),
+        backoff_cap: Duration::from_secs(4),
+        rate_limit_floor: Duration::from_secs(1),
+        ..SyncSettings::default()
     }
 }
 
@@ -113,6 +127,7 @@ impl TestApp {
             role,
             migrate: true,
             worker_settings: test_worker_settings(),
+            sync_settings: test_sync_settings(),
         };
         let app = Application::build(config, options).await.expect("app starts");
         let public_url = app

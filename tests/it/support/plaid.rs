@@ -93,3 +93,66 @@ pub async fn event_count(app: &TestApp) -> i64 {
         .await
         .unwrap()
 }
+
+/// Waits until the sync queue is drained: no sync job due now is pending,
+/// queued or running, and no item holds a sync lease.
+pub async fn drain_syncs(app: &TestApp) {
+    super::wait_until(
+        "the sync queue to drain",
+        std::time::Duration::from_secs(60),
+        || async {
+            let busy: i64 = sqlx::query_scalar(
+                "select (select count(*) from apalis.jobs
+                     where job_type = 'plaid-sync.sync-item' and status in ('Pending', 'Queued', 'Running')
+                       and run_at <= now())
+                  + (select count(*) from plaid_items where sync_lease_owner is not null)",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            (busy == 0).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Requests a sync of the item (as a webhook would) and waits for the queue to drain.
+pub async fn sync_now(app: &TestApp, plaid_item_id: i64) {
+    let mut conn = app.pool.acquire().await.unwrap();
+    workflows::jobs::sync_item::request_sync(
+        &mut conn,
+        workflows::jobs::sync_item::ItemRef::Id(plaid_item_id),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    drain_syncs(app).await;
+}
+
+/// Links an item through Link, makes its history ready with `count` generated
+/// transactions, and returns (Plaid item id, plaid_items.id).
+pub async fn linked_item_with_history(app: &TestApp, token: &str, count: usize, seed: u64) -> (String, i64) {
+    let linked = link_new_item(app, token).await;
+    let item_id = linked["item_id"].as_str().unwrap().to_owned();
+    app.sim
+        .generate_history(&item_id, plaid_simulator::HistorySpec::new(count, seed))
+        .unwrap();
+    app.sim
+        .mark_ready(&item_id, plaid_simulator::ReadyState::HistoricalUpdateComplete)
+        .unwrap();
+    let id: i64 = sqlx::query_scalar("select id from plaid_items where item_id = $1")
+        .bind(&item_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    (item_id, id)
+}
+
+/// The item's (sync_status, last_sync_error code).
+pub async fn item_status(app: &TestApp, plaid_item_id: i64) -> (String, Option<String>) {
+    sqlx::query_as("select sync_status, last_error_code from plaid_items where id = $1")
+        .bind(plaid_item_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}

@@ -78,7 +78,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, MigrateE
         .map_err(MigrateError::Connect)
 }
 
-/// Runs apalis' migrations and then the app's.
+/// Runs apalis' migrations, then the app's, then the legacy backfill's
+/// discovery step ([`crate::backfill::discover`]).
 pub async fn migrate_all(pool: &PgPool) -> Result<(), MigrateError> {
     PostgresStorage::setup(pool)
         .await
@@ -87,6 +88,10 @@ pub async fn migrate_all(pool: &PgPool) -> Result<(), MigrateError> {
         .run(pool)
         .await
         .map_err(|e| MigrateError::Migrate(e.to_string()))?;
+    // The data step of the legacy backfill (SQL migrations run once, before legacy rows may exist).
+    crate::backfill::discover(pool)
+        .await
+        .map_err(|e| MigrateError::Migrate(format!("legacy backfill: {e}")))?;
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 
 pub mod accounts;
 pub mod items;
+pub mod legacy_backfill;
 pub mod migrate;
+pub mod notifications;
 pub mod users;
 pub mod webhook_events;
 

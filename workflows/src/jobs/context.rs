@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
-use crate::{plaid::PlaidClient, secrets::SecretStore};
+use crate::{plaid::PlaidClient, secrets::SecretStore, sync::SyncSettings};
 
 /// Shared state handed to handlers through apalis' `Data`.
 #[derive(Debug, Clone)]
@@ -17,4 +17,6 @@ pub struct JobContext {
     pub secrets: SecretStore,
     /// How long finished job rows and dead worker rows are kept.
     pub job_retention: Duration,
+    /// Sync engine tuning.
+    pub sync: SyncSettings,
 }

@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod canary;
 pub mod context;
+pub mod legacy_backfill;
 pub mod prune;
 pub mod runtime;
 pub mod schedule;

@@ -11,6 +11,7 @@ use super::{
     JobContext, JobSpec, WorkerSettings, canary, prune,
     schedule::{self, Scheduled},
     settings::unique_worker_name,
+    sync_item,
 };
 
 /// The schedules this process runs, as cron expressions.
@@ -30,7 +31,12 @@ impl Default for Schedules {
 }
 
 /// Every queue this service runs, for registration and monitoring.
-pub const QUEUES: &[&str] = &[canary::Canary::QUEUE, prune::PruneJobs::QUEUE];
+pub const QUEUES: &[&str] = &[
+    canary::Canary::QUEUE,
+    prune::PruneJobs::QUEUE,
+    sync_item::SyncItem::QUEUE,
+    super::legacy_backfill::LegacyBackfill::QUEUE,
+];
 
 /// Spawns one worker per queue (each with a unique name) and one task per
 /// schedule into `set`; all stop when `shutdown` is cancelled. A stopping
@@ -69,7 +75,12 @@ pub fn spawn(
     }
 
     spawn_worker!(canary::Canary, canary::handle);
+    spawn_worker!(sync_item::SyncItem, sync_item::handle);
     spawn_worker!(prune::PruneJobs, prune::handle);
+    spawn_worker!(
+        super::legacy_backfill::LegacyBackfill,
+        super::legacy_backfill::handle
+    );
 
     let by = unique_worker_name("scheduler");
     set.spawn(schedule::run(

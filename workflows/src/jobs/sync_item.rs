@@ -115,3 +115,76 @@ pub async fn ensure_job(
     }
     Ok(claimed)
 }
+
+/// Makes sure the item's next sync runs now: enqueues one, or pulls the
+/// pending one forward (e.g. a job deferred behind a lease that was just
+/// released). Used when a sync ends with the item due again.
+pub async fn ensure_job_now(conn: &mut PgConnection, plaid_item_id: i64) -> Result<(), EnqueueError> {
+    if !ensure_job(conn, plaid_item_id, None).await? {
+        move_pending_job(conn, plaid_item_id, "least(j.run_at, now())").await?;
+    }
+    Ok(())
+}
+
+/// Makes sure the item's next sync runs no earlier than `delay` from now
+/// (durable backoff): enqueues one, or pushes the pending one back.
+pub async fn ensure_job_after(
+    conn: &mut PgConnection,
+    plaid_item_id: i64,
+    delay: std::time::Duration,
+) -> Result<(), EnqueueError> {
+    if !ensure_job(conn, plaid_item_id, Some(delay)).await? {
+        let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        let expr = format!("greatest(j.run_at, now() + interval '{secs} seconds')");
+        move_pending_job(conn, plaid_item_id, &expr).await?;
+    }
+    Ok(())
+}
+
+/// Sets `run_at` of the item's guarded, not yet started job. `run_at` is one of
+/// the two expressions above (never user input).
+async fn move_pending_job(
+    conn: &mut PgConnection,
+    plaid_item_id: i64,
+    run_at: &str,
+) -> Result<(), EnqueueError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update apalis.jobs j set run_at = {run_at}
+         from sync_pending p
+         where p.plaid_item_id = $1 and j.id = p.task_id and j.status = 'Pending'"
+    )))
+    .bind(plaid_item_id)
+    .execute(conn)
+    .await
+    .map_err(apalis_postgres::Error::from)?;
+    Ok(())
+}
+
+/// The job handler: one sync run. Plaid's verdicts are recorded on the item
+/// (and retried durably where that makes sense), so they are `Ok` here; only
+/// infrastructure failures (the database) return `Err` and let apalis retry.
+pub async fn handle(
+    job: SyncItem,
+    task_id: apalis::prelude::TaskId,
+    worker: apalis::prelude::WorkerContext,
+    ctx: apalis::prelude::Data<super::JobContext>,
+) -> Result<(), apalis::prelude::BoxDynError> {
+    let started = std::time::Instant::now();
+    let outcome = crate::sync::run(
+        &ctx.pool,
+        &ctx.plaid,
+        &ctx.secrets,
+        &ctx.sync,
+        job.plaid_item_id,
+        &task_id.to_string(),
+        worker.name(),
+    )
+    .await?;
+    tracing::info!(
+        plaid_item_id = job.plaid_item_id,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        ?outcome,
+        "sync run finished"
+    );
+    Ok(())
+}
