@@ -39,6 +39,12 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Manual repair: mark and enqueue exactly as the jobs API does.
+    Enqueue {
+        /// What to enqueue.
+        #[command(subcommand)]
+        command: EnqueueCommand,
+    },
     /// Operational checks.
     Check {
         /// Which check.
@@ -78,6 +84,23 @@ pub enum UsersCommand {
         /// The user's email.
         #[arg(long)]
         email: String,
+    },
+}
+
+/// `enqueue` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EnqueueCommand {
+    /// Sync one item now (by Plaid item id).
+    Sync {
+        /// Plaid's item id.
+        #[arg(long)]
+        item: String,
+    },
+    /// Sync every `sync_needed` item (or, with --item, that one).
+    Process {
+        /// Only this item (Plaid's item id).
+        #[arg(long)]
+        item: Option<String>,
     },
 }
 

@@ -2,19 +2,26 @@
 
 mod backfill;
 mod check;
+mod enqueue;
 mod migrate;
 mod serve;
 mod users;
 
 use std::process::ExitCode;
 
-use crate::cli::{CheckCommand, Cli, Command, UsersCommand};
+use crate::cli::{CheckCommand, Cli, Command, EnqueueCommand, UsersCommand};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { role, no_migrate } => serve::run(role, !no_migrate).await,
         Command::Migrate => migrate::run().await,
+        Command::Enqueue { command } => match command {
+            EnqueueCommand::Sync { item } | EnqueueCommand::Process { item: Some(item) } => {
+                enqueue::sync(&item).await
+            }
+            EnqueueCommand::Process { item: None } => enqueue::process().await,
+        },
         Command::Simulator { addr } => serve::simulator(addr).await,
         Command::Users {
             command: UsersCommand::Create { email },

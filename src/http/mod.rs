@@ -8,6 +8,7 @@ pub mod admin_jobs;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod jobs;
 pub mod openapi;
 pub mod plaid;
 pub mod webhooks;
@@ -36,8 +37,16 @@ pub fn public_router(state: AppState) -> Router {
         .route("/api/plaid/exchange-token", post(plaid::exchange_token))
         .route("/api/plaid/items", get(plaid::list_items))
         .route("/api/accounts", get(accounts::list))
+        .merge(jobs_router(state.clone()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `/api/jobs/*`, behind `JOBS_SECRET`.
+fn jobs_router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/jobs/plaid/process", post(jobs::process))
+        .layer(middleware::from_fn_with_state(state, auth::require_jobs_secret))
 }
 
 /// Routes of the operator listener, all behind `ADMIN_TOKEN`.

@@ -18,6 +18,7 @@ use utoipa::{
         super::plaid::exchange_token,
         super::plaid::list_items,
         super::accounts::list,
+        super::jobs::process,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -25,6 +26,7 @@ use utoipa::{
         (name = "webhooks", description = "Plaid webhooks (signed)"),
         (name = "plaid", description = "Link and items"),
         (name = "accounts", description = "The caller's accounts"),
+        (name = "jobs", description = "Enqueue work (JOBS_SECRET)"),
     )
 )]
 pub struct ApiDoc;
@@ -36,6 +38,10 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "jobs_secret",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

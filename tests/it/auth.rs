@@ -1,27 +1,14 @@
 //! Users, API tokens, the operator token and the jobs secret.
 
-use std::sync::Arc;
-
-use axum::{Router, middleware, routing::post};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use plaid_sync::{
-    cli::Role,
-    config::Config,
-    http::{auth::require_jobs_secret, webhooks::keys::KeyCache},
-    state::AppState,
-};
+
 use reqwest::StatusCode;
 use serde_json::Value;
-use workflows::{
-    db::users,
-    plaid::{PlaidClient, PlaidConfig},
-    secrets::SecretStore,
-};
 
-use crate::support::{
-    TestApp,
-    app::{ADMIN_TOKEN, JOBS_SECRET},
-};
+use plaid_sync::cli::Role;
+use workflows::db::users;
+
+use crate::support::{TestApp, app::ADMIN_TOKEN};
 
 async fn seed_account(app: &TestApp, user_id: i64, name: &str) -> i64 {
     sqlx::query_scalar("insert into accounts (user_id, provider, name) values ($1, 'plaid', $2) returning id")
@@ -243,86 +230,6 @@ async fn the_operator_listener_answers_503_when_no_admin_token_is_configured() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "admin_disabled");
     assert!(body["message"].as_str().unwrap().contains("ADMIN_TOKEN"));
-    app.stop().await;
-}
-
-/// The jobs-secret middleware, in front of a probe route.
-async fn jobs_router(app: &TestApp, jobs_secret: Option<&str>) -> String {
-    let mut vars = app.vars.clone();
-    match jobs_secret {
-        Some(s) => vars.insert("JOBS_SECRET".into(), s.into()),
-        None => vars.remove("JOBS_SECRET"),
-    };
-    let config = Config::from_vars(&vars, std::path::Path::new("/nonexistent")).unwrap();
-    let plaid = Arc::new(
-        PlaidClient::new(&PlaidConfig::new(
-            app.sim.base_url(),
-            "sim-client-id",
-            "sim-secret".to_owned().into(),
-        ))
-        .unwrap(),
-    );
-    let state = AppState {
-        pool: app.pool.clone(),
-        secrets: SecretStore::new(config.secrets_key.clone(), vec![]),
-        config: Arc::new(config),
-        webhook_keys: KeyCache::new(plaid.clone()),
-        plaid,
-    };
-    let router = Router::new()
-        .route("/api/jobs/probe", post(|| async { "reached" }))
-        .layer(middleware::from_fn_with_state(state.clone(), require_jobs_secret))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}/api/jobs/probe")
-}
-
-#[tokio::test]
-async fn the_jobs_secret_is_required_and_its_absence_disables_the_routes() {
-    let app = TestApp::spawn_with(|_| {}, Role::Api).await;
-    let url = jobs_router(&app, Some(JOBS_SECRET)).await;
-    assert_eq!(
-        app.http.post(&url).send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.http
-            .post(&url)
-            .bearer_auth("wrong")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.http
-            .post(&url)
-            .bearer_auth(&JOBS_SECRET[..JOBS_SECRET.len() - 1])
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNAUTHORIZED,
-        "a prefix of the secret is not the secret"
-    );
-    let ok = app.http.post(&url).bearer_auth(JOBS_SECRET).send().await.unwrap();
-    assert_eq!(ok.status(), StatusCode::OK);
-    assert_eq!(ok.text().await.unwrap(), "reached");
-
-    let disabled = jobs_router(&app, None).await;
-    assert_eq!(
-        app.http
-            .post(&disabled)
-            .bearer_auth(JOBS_SECRET)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
     app.stop().await;
 }
 

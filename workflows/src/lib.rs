@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod lifecycle;
 pub mod link;
+pub mod ops;
 pub mod plaid;
 pub mod redact;
 pub mod secrets;

@@ -7,6 +7,9 @@ use super::TestApp;
 /// One live transaction as compared: (plaid account, transaction id) → (amount, pending, name).
 type Live = BTreeMap<(String, String), (String, bool, String)>;
 
+/// A stored row: account, id, amount, pending, name, archived, source_removed.
+type StoredRow = (String, String, String, bool, Option<String>, bool, bool);
+
 /// Asserts, for every account of `item_id`: the non-archived transactions in
 /// the database equal the simulator's current set (ids, amounts exactly,
 /// pending flags, names), there are no duplicates, and a stored row is
@@ -29,7 +32,7 @@ pub async fn assert_matches_truth(app: &TestApp, item_id: &str) {
         }
     }
 
-    let rows: Vec<(String, String, String, bool, Option<String>, bool, bool)> = sqlx::query_as(
+    let rows: Vec<StoredRow> = sqlx::query_as(
         "select m.plaid_account_id, t.external_id, t.amount::text, t.pending, t.name, t.archived,
                 coalesce((t.raw_json ->> 'source_removed')::boolean, false)
          from transactions t

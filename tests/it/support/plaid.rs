@@ -156,3 +156,26 @@ pub async fn item_status(app: &TestApp, plaid_item_id: i64) -> (String, Option<S
         .await
         .unwrap()
 }
+
+/// Waits until the item is `active` (retries included) with nothing due or running.
+pub async fn settle(app: &TestApp, plaid_item_id: i64) {
+    super::wait_until(
+        "the item to settle active",
+        std::time::Duration::from_secs(90),
+        || async {
+            let settled: bool = sqlx::query_scalar(
+                "select i.sync_status = 'active' and i.sync_lease_owner is null
+                    and not exists (select 1 from apalis.jobs
+                                    where job_type = 'plaid-sync.sync-item'
+                                      and status in ('Pending', 'Queued', 'Running') and run_at <= now())
+             from plaid_items i where i.id = $1",
+            )
+            .bind(plaid_item_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            settled.then_some(())
+        },
+    )
+    .await;
+}

@@ -242,3 +242,29 @@ pub async fn list_for_user(conn: &mut PgConnection, user_id: i64) -> Result<Vec<
     .fetch_all(conn)
     .await
 }
+
+/// Ids of items waiting for a sync (`sync_needed`, not removed), in id order
+/// after `after_id`, at most `limit` (keyset pages for large runs).
+pub async fn sync_needed_ids(
+    conn: &mut PgConnection,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from plaid_items
+         where sync_status = 'sync_needed' and lifecycle <> 'removed' and id > $1
+         order by id limit $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// `plaid_items.id` of a Plaid item id (any user; for operators).
+pub async fn id_of(conn: &mut PgConnection, item_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("select id from plaid_items where item_id = $1")
+        .bind(item_id)
+        .fetch_optional(conn)
+        .await
+}

@@ -188,3 +188,54 @@ pub async fn handle(
     );
     Ok(())
 }
+
+/// Requests syncs of many items at once (set-based: one guard insert and one
+/// bulk push per call). Items that already have a not-started job, need
+/// reauthentication or are removed are skipped. Returns how many jobs were enqueued.
+pub async fn request_sync_many(conn: &mut PgConnection, plaid_item_ids: &[i64]) -> Result<u64, EnqueueError> {
+    if plaid_item_ids.is_empty() {
+        return Ok(0);
+    }
+    let db = |e: sqlx::Error| EnqueueError::Push(e.into());
+    let marked: Vec<i64> = sqlx::query_scalar(
+        "update plaid_items
+         set sync_requested_at = now(),
+             sync_status = case when sync_status in ('active', 'failed') then 'sync_needed' else sync_status end
+         where id = any($1) and lifecycle <> 'removed' and sync_status <> 'needs_reauth'
+         returning id",
+    )
+    .bind(plaid_item_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let task_ids: Vec<String> = marked
+        .iter()
+        .map(|_| ulid::Ulid::generate().to_string())
+        .collect();
+    let claimed: Vec<(i64, String)> = sqlx::query_as(
+        "insert into sync_pending (plaid_item_id, task_id)
+         select * from unnest($1::bigint[], $2::text[])
+         on conflict (plaid_item_id) do nothing
+         returning plaid_item_id, task_id",
+    )
+    .bind(&marked)
+    .bind(&task_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut tasks = Vec::with_capacity(claimed.len());
+    for (plaid_item_id, task_id) in &claimed {
+        // We generated these ids just above; they parse.
+        let id = ulid::Ulid::from_string(task_id).expect("a ulid we generated");
+        tasks.push(
+            apalis::prelude::TaskBuilder::new(serde_json::to_vec(&SyncItem {
+                plaid_item_id: *plaid_item_id,
+            })?)
+            .task_id(apalis::prelude::TaskId::from_ulid(id))
+            .max_attempts(SyncItem::MAX_ATTEMPTS as usize)
+            .build(),
+        );
+    }
+    apalis_postgres::queries::push_tasks(conn, SyncItem::QUEUE, tasks).await?;
+    Ok(claimed.len() as u64)
+}

@@ -1,0 +1,554 @@
+//! Webhook ingest: how many signed webhooks `POST /webhook/plaid` durably
+//! accepts per second, and how fast it answers, beside what the same database
+//! does with a bare one-row `INSERT` commit loop at the same concurrency.
+//!
+//! Targets (issue): ingest ≥ 50 % of the bare commit rate; p99 < 20 ms at a
+//! steady 1,000 webhooks/s.
+//!
+//! Method. One fresh database (`bench_<pid>_<n>`, migrated), one in-process
+//! simulator (it only signs: Plaid's ES256 JWT over the exact body bytes), 300
+//! seeded items, and the app built in-process with `Application::build` in role
+//! `api`: listeners only, so no worker competes for the 2 cores and no sync job
+//! runs against the simulator (in production the webhook receiver is the API
+//! role; workers may run elsewhere). Every body is distinct (a legacy
+//! `DEFAULT_UPDATE` with its own `new_transactions`), so none is a duplicate,
+//! and every body and JWT is built before the clock starts. Per concurrency C:
+//!
+//! 1. baseline: C tasks on a pool of C connections, each
+//!    `INSERT INTO bench_baseline (body) VALUES ($1)` in autocommit (one row,
+//!    one commit), for `BENCH_SECS` (default 5) → commits/s;
+//! 2. ingest over HTTP: C closed-loop clients (reqwest, keep-alive) → accepted/s,
+//!    p50/p99/max from send to the end of the 200's body;
+//! 3. diagnostic, `workflows::ingest::ingest` called directly on a pool of C
+//!    connections (no HTTP, no JWT) → the database's share of the gap;
+//! 4. the baseline again (the machine is noisy: the ratio uses the mean of 1
+//!    and 4, and both are printed).
+//!
+//! Then an open loop at 1,000 webhooks/s for 10 s (a `tokio::time::interval`
+//! pacer; latency counted from each request's scheduled time, so a stall is not
+//! hidden by the pacer waiting for it), and a check that every 200 is a stored
+//! row. The app is started for each HTTP phase and stopped before the next
+//! baseline, so at most one pool (≤ 64 connections) is open at a time: the
+//! server allows 100. Logging is not initialised in this process, so the app's
+//! per-webhook `info` line costs nothing here (in production it does).
+//! The load generator shares the 2 cores with the app and PostgreSQL, as the
+//! baseline's client does.
+//!
+//! Run: `cargo bench --bench webhook_ingest` (about 1.5 minutes).
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use plaid_simulator::{ItemSpec, Simulator, SimulatorConfig, SimulatorHandle, WebhookEvent};
+use plaid_sync::{
+    app::{Application, RunOptions},
+    cli::Role,
+    config::Config,
+};
+use serde_json::Value;
+use sqlx::PgPool;
+use support::{BenchDb, ratio};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use workflows::secrets::SecretsKey;
+
+/// Items the webhooks are spread over (round robin).
+const ITEMS: usize = 300;
+/// Closed-loop concurrencies.
+const CONCURRENCY: [usize; 2] = [16, 64];
+/// Signed webhooks pre-built for each closed-loop HTTP phase (a phase that
+/// uses them all stops early and says so).
+const HTTP_POOL: usize = 24_000;
+/// Open-loop rate and duration.
+const OPEN_RATE: u64 = 1_000;
+const OPEN_SECS: u64 = 10;
+/// Webhooks sent before each timed HTTP phase (key cache, connections).
+const WARMUP: usize = 200;
+/// The app's pool: `DATABASE_MAX_CONNECTIONS`' default.
+const APP_POOL: &str = "30";
+
+/// A pre-built request: exact body bytes and their `Plaid-Verification` JWT.
+struct Webhook {
+    body: Vec<u8>,
+    jwt: String,
+}
+
+/// The outcome of one closed- or open-loop phase.
+struct Run {
+    ok: u64,
+    failed: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    exhausted: bool,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The `p`-quantile latency in milliseconds (nearest rank).
+    fn pct_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p * self.latencies_us.len() as f64).ceil() as usize).clamp(1, self.latencies_us.len());
+        self.latencies_us[rank - 1] as f64 / 1000.0
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  ({} ok, {} failed{})",
+            self.rate(),
+            self.pct_ms(0.50),
+            self.pct_ms(0.99),
+            self.pct_ms(1.0),
+            self.ok,
+            self.failed,
+            if self.exhausted {
+                ", pre-built webhooks used up"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Everything the phases share.
+struct Fixture {
+    db: BenchDb,
+    pool: PgPool,
+    sim: SimulatorHandle,
+    items: Vec<String>,
+    /// Next `new_transactions` value: makes every body distinct.
+    next_body: AtomicU64,
+    secrets_key: String,
+}
+
+/// The app running in this process.
+struct RunningApp {
+    url: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+fn phase_duration() -> Duration {
+    let secs = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    Duration::from_secs(secs)
+}
+
+async fn setup() -> anyhow::Result<Fixture> {
+    let db = BenchDb::create().await?;
+    let pool = workflows::db::connect(&db.url, 4).await?;
+    workflows::db::migrate_all(&pool).await?;
+    sqlx::query(
+        "create table bench_baseline (id bigint generated always as identity primary key,
+                                      body jsonb not null, received_at timestamptz not null default now())",
+    )
+    .execute(&pool)
+    .await?;
+    let sim = Simulator::start(SimulatorConfig {
+        auto_webhooks: false,
+        ..SimulatorConfig::default()
+    })
+    .await?;
+    let items: Vec<String> = (0..ITEMS)
+        .map(|_| sim.create_item(ItemSpec::default()).item_id)
+        .collect();
+    seed_items(&pool, &items).await?;
+    Ok(Fixture {
+        db,
+        pool,
+        sim,
+        items,
+        next_body: AtomicU64::new(0),
+        secrets_key: SecretsKey::generate().to_base64(),
+    })
+}
+
+/// One user owning every item, as `tests/it/support/plaid.rs::seed_item` does.
+async fn seed_items(pool: &PgPool, items: &[String]) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    let user = workflows::db::users::insert_user(&mut tx, "bench@example.com")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user exists"))?;
+    sqlx::query(
+        "insert into plaid_items (user_id, item_id, sync_status)
+         select $1, i, 'active' from unnest($2::text[]) as i",
+    )
+    .bind(user.id)
+    .bind(items)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `count` signed webhooks with fresh bodies, round robin over the items.
+fn build_webhooks(fx: &Fixture, count: usize) -> anyhow::Result<Vec<Webhook>> {
+    let first = fx.next_body.fetch_add(count as u64, Ordering::SeqCst);
+    (first..first + count as u64)
+        .map(|n| {
+            let item = &fx.items[n as usize % fx.items.len()];
+            let hook = fx
+                .sim
+                .build_webhook(item, &WebhookEvent::DefaultUpdate { new_transactions: n })?;
+            Ok(Webhook {
+                body: hook.body,
+                jwt: hook.verification,
+            })
+        })
+        .collect()
+}
+
+/// `count` fresh bodies, parsed (for the direct `ingest` calls).
+fn build_bodies(fx: &Fixture, count: usize) -> anyhow::Result<Vec<Value>> {
+    build_webhooks(fx, count)?
+        .into_iter()
+        .map(|w| Ok(serde_json::from_slice(&w.body)?))
+        .collect()
+}
+
+async fn start_app(fx: &Fixture) -> anyhow::Result<RunningApp> {
+    let defaults = SimulatorConfig::default();
+    let vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), fx.db.url.clone()),
+        ("DATABASE_MAX_CONNECTIONS".into(), APP_POOL.into()),
+        ("BIND_ADDR".into(), "127.0.0.1:0".into()),
+        ("ADMIN_BIND_ADDR".into(), "127.0.0.1:0".into()),
+        ("PLAID_ENV".into(), "simulator".into()),
+        ("PLAID_BASE_URL".into(), fx.sim.base_url()),
+        ("PLAID_CLIENT_ID".into(), defaults.client_id),
+        ("PLAID_SECRET".into(), defaults.secret),
+        ("SECRETS_KEY".into(), fx.secrets_key.clone()),
+        ("LOG_FORMAT".into(), "json".into()),
+    ]);
+    let config = Config::from_vars(&vars, Path::new("/nonexistent/key"))?;
+    let options = RunOptions {
+        role: Role::Api,
+        migrate: false,
+        ..RunOptions::default()
+    };
+    let app = Application::build(config, options).await?;
+    let url = format!(
+        "http://{}/webhook/plaid",
+        app.public_addr()
+            .ok_or_else(|| anyhow::anyhow!("no public listener"))?
+    );
+    let shutdown = app.shutdown_token();
+    let handle = tokio::spawn(app.run_until_stopped());
+    Ok(RunningApp {
+        url,
+        shutdown,
+        handle,
+    })
+}
+
+impl RunningApp {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.handle).await;
+    }
+}
+
+/// Posts one webhook; true for a 200 `accepted`.
+async fn post(http: &reqwest::Client, url: &str, hook: &Webhook) -> bool {
+    let sent = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("plaid-verification", &hook.jwt)
+        .body(hook.body.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status() == reqwest::StatusCode::OK => response
+            .bytes()
+            .await
+            .is_ok_and(|b| b.windows(8).any(|w| w == b"accepted")),
+        _ => false,
+    }
+}
+
+/// C tasks calling `op(i)` back to back for `duration` or until `limit` calls,
+/// each call timed. `op` returns whether the call succeeded.
+async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, limit: usize, op: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let exhausted = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (op, next, exhausted) = (op.clone(), next.clone(), exhausted.clone());
+        tasks.spawn(async move {
+            let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::with_capacity(8192));
+            while start.elapsed() < duration {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= limit {
+                    exhausted.store(true, Ordering::Relaxed);
+                    break;
+                }
+                let sent = Instant::now();
+                if op(i).await {
+                    ok += 1;
+                    latencies.push(sent.elapsed().as_micros() as u64);
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed, latencies)
+        });
+    }
+    let mut run = Run {
+        ok: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+        exhausted: false,
+    };
+    while let Some(Ok((ok, failed, latencies))) = tasks.join_next().await {
+        run.ok += ok;
+        run.failed += failed;
+        run.latencies_us.extend(latencies);
+    }
+    run.elapsed = start.elapsed();
+    run.exhausted = exhausted.load(Ordering::Relaxed);
+    run.latencies_us.sort_unstable();
+    run
+}
+
+async fn http_closed_loop(url: &str, hooks: Vec<Webhook>, concurrency: usize, duration: Duration) -> Run {
+    let http = reqwest::Client::new();
+    let (url, limit, hooks) = (Arc::new(url.to_owned()), hooks.len(), Arc::new(hooks));
+    closed_loop(concurrency, duration, limit, move |i| {
+        let (http, url, hooks) = (http.clone(), url.clone(), hooks.clone());
+        async move { post(&http, &url, &hooks[i]).await }
+    })
+    .await
+}
+
+/// The bare commit loop: one row, one autocommit `INSERT`, per call.
+async fn baseline(fx: &Fixture, concurrency: usize, duration: Duration) -> anyhow::Result<Run> {
+    let pool = workflows::db::connect(&fx.db.url, concurrency as u32).await?;
+    let body: Value = serde_json::from_slice(&build_webhooks(fx, 1)?[0].body)?;
+    let (task_pool, body) = (pool.clone(), Arc::new(body));
+    let run = closed_loop(concurrency, duration, usize::MAX, move |_| {
+        let (pool, body) = (task_pool.clone(), body.clone());
+        async move {
+            sqlx::query("insert into bench_baseline (body) values ($1)")
+                .bind(&*body)
+                .execute(&pool)
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    pool.close().await;
+    Ok(run)
+}
+
+/// `workflows::ingest::ingest` without HTTP or JWT: the database's part of a webhook.
+async fn ingest_direct(fx: &Fixture, concurrency: usize, duration: Duration) -> anyhow::Result<Run> {
+    let bodies = Arc::new(build_bodies(fx, HTTP_POOL)?);
+    let pool = workflows::db::connect(&fx.db.url, concurrency as u32).await?;
+    let task_pool = pool.clone();
+    let run = closed_loop(concurrency, duration, bodies.len(), move |i| {
+        let (pool, bodies) = (task_pool.clone(), bodies.clone());
+        async move {
+            workflows::ingest::ingest(&pool, &bodies[i])
+                .await
+                .is_ok_and(|done| !done.duplicate)
+        }
+    })
+    .await;
+    pool.close().await;
+    Ok(run)
+}
+
+/// Starts the app, warms it up (key cache, pool), floods it, stops it.
+async fn http_phase(fx: &Fixture, concurrency: usize, duration: Duration) -> anyhow::Result<(Run, u64)> {
+    let warmup = build_webhooks(fx, WARMUP)?;
+    let started = Instant::now();
+    let hooks = build_webhooks(fx, HTTP_POOL)?;
+    println!(
+        "    (pre-built {HTTP_POOL} signed webhooks in {:.1} s, untimed)",
+        started.elapsed().as_secs_f64()
+    );
+    let app = start_app(fx).await?;
+    let warm = http_closed_loop(&app.url, warmup, concurrency.min(16), Duration::from_secs(30)).await;
+    let run = http_closed_loop(&app.url, hooks, concurrency, duration).await;
+    app.stop().await;
+    Ok((run, warm.ok))
+}
+
+/// Sends `OPEN_RATE`/s for `OPEN_SECS` s on schedule, whatever the answers do.
+async fn open_loop(url: &str, hooks: Vec<Webhook>) -> (Run, usize) {
+    let http = reqwest::Client::new();
+    let (url, hooks) = (Arc::new(url.to_owned()), Arc::new(hooks));
+    let period = Duration::from_nanos(1_000_000_000 / OPEN_RATE);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut max_in_flight = 0;
+    let mut pacer = tokio::time::interval(period);
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = tokio::time::Instant::now();
+    for i in 0..hooks.len() {
+        pacer.tick().await;
+        let scheduled = start + period * i as u32;
+        let (http, url, hooks, in_flight) = (http.clone(), url.clone(), hooks.clone(), in_flight.clone());
+        max_in_flight = max_in_flight.max(in_flight.fetch_add(1, Ordering::Relaxed) + 1);
+        tasks.spawn(async move {
+            let ok = post(&http, &url, &hooks[i]).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            (ok, scheduled.elapsed().as_micros() as u64)
+        });
+    }
+    let mut run = Run {
+        ok: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::with_capacity(hooks.len()),
+        exhausted: false,
+    };
+    while let Some(Ok((ok, latency))) = tasks.join_next().await {
+        if ok {
+            run.ok += 1;
+            run.latencies_us.push(latency);
+        } else {
+            run.failed += 1;
+        }
+    }
+    run.elapsed = start.elapsed();
+    run.latencies_us.sort_unstable();
+    (run, max_in_flight)
+}
+
+/// One concurrency level: baseline, HTTP, direct ingest, baseline. Returns the
+/// number of events the phases stored.
+async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration) -> anyhow::Result<u64> {
+    println!(
+        "\n== C = {concurrency} concurrent clients, {} s per phase ==",
+        duration.as_secs()
+    );
+    let before = baseline(fx, concurrency, duration).await?;
+    println!("  baseline INSERT commit loop (before)   {}", before.summary());
+    let (http, warm) = http_phase(fx, concurrency, duration).await?;
+    println!("  POST /webhook/plaid (app, role api)    {}", http.summary());
+    let direct = ingest_direct(fx, concurrency, duration).await?;
+    println!("  ingest() direct, no HTTP/JWT           {}", direct.summary());
+    let after = baseline(fx, concurrency, duration).await?;
+    println!("  baseline INSERT commit loop (after)    {}", after.summary());
+    let base = (before.rate() + after.rate()) / 2.0;
+    println!(
+        "  -> ingest/baseline = {}   [target >= 0.50]   direct ingest()/baseline = {}   HTTP/direct = {}",
+        ratio(http.rate(), base),
+        ratio(direct.rate(), base),
+        ratio(http.rate(), direct.rate()),
+    );
+    Ok(http.ok + warm + direct.ok)
+}
+
+/// Phase C: the open loop at `OPEN_RATE`/s.
+async fn open_loop_level(fx: &Fixture) -> anyhow::Result<u64> {
+    println!("\n== open loop: {OPEN_RATE} webhooks/s for {OPEN_SECS} s ==");
+    let hooks = build_webhooks(fx, (OPEN_RATE * OPEN_SECS) as usize)?;
+    let app = start_app(fx).await?;
+    let warm = http_closed_loop(&app.url, build_webhooks(fx, WARMUP)?, 4, Duration::from_secs(30)).await;
+    let (run, max_in_flight) = open_loop(&app.url, hooks).await;
+    app.stop().await;
+    let sent_for = OPEN_SECS as f64;
+    let kept_up = run.failed == 0 && run.elapsed.as_secs_f64() < sent_for + 1.0 && run.pct_ms(0.99) < 1000.0;
+    println!(
+        "  POST /webhook/plaid at {OPEN_RATE}/s   p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  [target p99 < 20 ms]",
+        run.pct_ms(0.50),
+        run.pct_ms(0.99),
+        run.pct_ms(1.0)
+    );
+    println!(
+        "  {} ok, {} failed; last answer {:.2} s after the first send ({sent_for:.0} s of sending); \
+         max in flight {max_in_flight}; kept up: {}",
+        run.ok,
+        run.failed,
+        run.elapsed.as_secs_f64(),
+        if kept_up { "yes" } else { "NO" }
+    );
+    Ok(run.ok + warm.ok)
+}
+
+/// Every 200 is a stored row; and what one webhook costs in row writes.
+async fn verify_and_explain(fx: &Fixture, accepted: u64) -> anyhow::Result<()> {
+    let stored: i64 = sqlx::query_scalar("select count(*) from plaid_webhook_events")
+        .fetch_one(&fx.pool)
+        .await?;
+    println!(
+        "\n== check: {accepted} webhooks answered 200 accepted (HTTP + direct), {stored} rows in plaid_webhook_events: {} ==",
+        if stored as u64 == accepted {
+            "OK"
+        } else {
+            "MISMATCH"
+        }
+    );
+    // Statistics reach pg_stat a moment after the transactions that made them.
+    let mut settle = tokio::time::interval(Duration::from_millis(600));
+    settle.tick().await;
+    settle.tick().await;
+    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "select s.relname::text, s.n_tup_ins, s.n_tup_upd, s.n_tup_hot_upd,
+                (select count(*) from pg_index i where i.indrelid = s.relid)
+         from pg_stat_user_tables s
+         where s.relname in ('plaid_webhook_events', 'plaid_items', 'sync_pending', 'bench_baseline')
+         order by 1",
+    )
+    .fetch_all(&fx.pool)
+    .await?;
+    println!("  row writes over the whole run (pg_stat_user_tables):");
+    for (table, ins, upd, hot, indexes) in rows {
+        println!("    {table:<22} {indexes:>2} indexes  inserts {ins:>8}  updates {upd:>8} (HOT {hot:>8})");
+    }
+    Ok(())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let duration = phase_duration();
+    println!(
+        "webhook_ingest: {} cores, PostgreSQL {}, {ITEMS} items, app pool {APP_POOL}",
+        std::thread::available_parallelism()?,
+        support::postgres_version().await?
+    );
+    let fx = setup().await?;
+    let result = phases(&fx, duration).await;
+    fx.pool.close().await;
+    fx.db.drop_now().await?;
+    fx.sim.shutdown().await?;
+    result
+}
+
+/// Every phase, then the check; the caller cleans up whatever happened.
+async fn phases(fx: &Fixture, duration: Duration) -> anyhow::Result<()> {
+    let mut accepted = 0;
+    for concurrency in CONCURRENCY {
+        accepted += closed_loop_level(fx, concurrency, duration).await?;
+    }
+    accepted += open_loop_level(fx).await?;
+    verify_and_explain(fx, accepted).await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    run().await
+}

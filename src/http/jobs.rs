@@ -1,0 +1,68 @@
+//! The jobs API (`Authorization: Bearer $JOBS_SECRET`): what cron, a deploy
+//! hook or an operator calls to enqueue work. Answers 202 with the count.
+
+use axum::{
+    Json,
+    extract::{State, rejection::JsonRejection},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use workflows::ops::{self, OpsError};
+
+use super::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// Body of `POST /api/jobs/plaid/process`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProcessRequest {
+    /// Only this item (Plaid's item id); otherwise every `sync_needed` item.
+    pub item_id: Option<String>,
+}
+
+/// How many jobs were enqueued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enqueued {
+    /// Jobs enqueued (items that already had a pending job are not counted).
+    pub enqueued: u64,
+}
+
+fn ops_error(e: OpsError) -> AppError {
+    match e {
+        OpsError::UnknownItem(_) => AppError::NotFound("item"),
+        OpsError::Database(e) => AppError::from(e),
+        OpsError::Enqueue(e) => AppError::Internal(e.into()),
+    }
+}
+
+/// Enqueues syncs of all `sync_needed` items, or of one item.
+#[utoipa::path(post, path = "/api/jobs/plaid/process", tag = "jobs", security(("jobs_secret" = [])),
+    request_body(content = ProcessRequest, description = "Optional item_id"),
+    responses(
+        (status = 202, description = "Jobs enqueued", body = Enqueued),
+        (status = 401, description = "Missing or wrong JOBS_SECRET", body = super::error::ErrorBody),
+        (status = 404, description = "No such item", body = super::error::ErrorBody),
+        (status = 503, description = "JOBS_SECRET is not configured", body = super::error::ErrorBody)))]
+pub async fn process(
+    State(state): State<AppState>,
+    body: Result<Json<ProcessRequest>, JsonRejection>,
+) -> AppResult<(StatusCode, Json<Enqueued>)> {
+    let request = match body {
+        Ok(Json(b)) => b,
+        // No body (or no JSON content type) means "all items".
+        Err(JsonRejection::MissingJsonContentType(_)) => ProcessRequest::default(),
+        Err(e) => {
+            return Err(AppError::status(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                e.body_text(),
+            ));
+        }
+    };
+    let enqueued = match request.item_id {
+        Some(item_id) => ops::sync_item(&state.pool, &item_id).await,
+        None => ops::process_sync_needed(&state.pool, |_, _| {}).await,
+    }
+    .map_err(ops_error)?;
+    Ok((StatusCode::ACCEPTED, Json(Enqueued { enqueued })))
+}

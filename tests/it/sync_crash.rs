@@ -1,0 +1,108 @@
+//! A worker process SIGKILLed mid-sync; another process finishes the job.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use plaid_simulator::{HistorySpec, Latency, ReadyState};
+
+use crate::support::{
+    TestApp,
+    oracle::assert_matches_truth,
+    plaid::{item_status, link_new_item},
+    wait_until,
+};
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(app: &TestApp) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
+            .args(["serve", "--role", "worker"])
+            .envs(app.vars.iter())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_worker_sigkilled_mid_sync_leaves_nothing_half_done_and_another_worker_finishes() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (_, token) = app.user_with_token("a@example.com").await;
+    let linked = link_new_item(&app, &token).await; // its first sync job waits: no worker yet
+    let item_id = linked["item_id"].as_str().unwrap().to_owned();
+    let id: i64 = sqlx::query_scalar("select id from plaid_items where item_id = $1")
+        .bind(&item_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    app.sim
+        .generate_history(&item_id, HistorySpec::new(4_000, 21))
+        .unwrap();
+    app.sim
+        .mark_ready(&item_id, ReadyState::HistoricalUpdateComplete)
+        .unwrap();
+    // Slow pages, so the kill lands mid-pagination.
+    app.sim.set_latency(Some(Latency {
+        millis: 600,
+        endpoint: Some("/transactions/sync".into()),
+    }));
+
+    let mut first = worker(&app);
+    wait_until(
+        "the first worker to be mid-sync (2 pages in)",
+        Duration::from_secs(60),
+        || async {
+            let pages = app
+                .sim
+                .calls()
+                .iter()
+                .filter(|c| c.endpoint == "/transactions/sync" && c.status == 200)
+                .count();
+            (pages >= 2 && item_status(&app, id).await.0 == "syncing").then_some(())
+        },
+    )
+    .await;
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let staged: i64 = sqlx::query_scalar("select count(*) from sync_staging")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let applied: i64 = sqlx::query_scalar("select count(*) from transactions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(staged > 0, "pages were staged");
+    assert_eq!(applied, 0, "nothing is applied before the last page");
+
+    app.sim.set_latency(None);
+    let _second = worker(&app);
+    wait_until(
+        "another worker to finish the sync",
+        Duration::from_secs(60),
+        || async { (item_status(&app, id).await.0 == "active").then_some(()) },
+    )
+    .await;
+    assert_matches_truth(&app, &item_id).await;
+    let (stuck_items, stuck_jobs, staged): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from plaid_items where sync_status = 'syncing'),
+                (select count(*) from apalis.jobs where job_type = 'plaid-sync.sync-item' and status = 'Running'),
+                (select count(*) from sync_staging)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((stuck_items, stuck_jobs, staged), (0, 0, 0));
+    app.stop().await;
+}
