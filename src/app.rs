@@ -118,6 +118,7 @@ impl Application {
                 plaid,
                 secrets,
                 job_retention: config.job_retention,
+                safety_net_stale_after: config.safety_net_stale_after,
                 sync: SyncSettings {
                     // A lease held by a worker that missed its heartbeats is void.
                     worker_stale_after: options.worker_settings.orphan_timeout(),
@@ -128,7 +129,10 @@ impl Application {
                 &mut tasks,
                 &ctx,
                 options.worker_settings,
-                Schedules::default(),
+                Schedules {
+                    safety_net: config.safety_net_cron.clone(),
+                    ..Schedules::default()
+                },
                 &shutdown,
             );
         }

@@ -102,6 +102,8 @@ pub enum EnqueueCommand {
         #[arg(long)]
         item: Option<String>,
     },
+    /// Run the safety net now (stale, stuck and due-for-retry items).
+    SafetyNet,
 }
 
 /// `check` subcommands.

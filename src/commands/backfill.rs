@@ -25,6 +25,9 @@ pub async fn check() -> anyhow::Result<ExitCode> {
     let secrets = db::secret_counts(&mut conn).await?;
     let problems = db::secret_problems(&mut conn).await?;
     let unmapped = db::unmapped_accounts(&mut conn, LIST_LIMIT).await?;
+    // `close` waits for every connection to come back.
+    drop(conn);
+    pool.close().await;
     let secrets_with = |status: &str| secrets.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
 
     let missing = counts.legacy_accounts - counts.with_mapping;
@@ -71,7 +74,6 @@ pub async fn check() -> anyhow::Result<ExitCode> {
             missing - unmapped.len() as i64
         );
     }
-    pool.close().await;
     Ok(if missing == 0 {
         ExitCode::SUCCESS
     } else {

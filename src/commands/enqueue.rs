@@ -7,9 +7,13 @@ use workflows::ops::{self, OpsError};
 use crate::{app::prepare_database, config::Config, telemetry};
 
 async fn pool() -> anyhow::Result<sqlx::PgPool> {
+    Ok(setup().await?.0)
+}
+
+async fn setup() -> anyhow::Result<(sqlx::PgPool, Config)> {
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
-    prepare_database(&config, false).await
+    Ok((prepare_database(&config, false).await?, config))
 }
 
 /// Marks one item for sync and enqueues its job.
@@ -42,6 +46,14 @@ pub async fn process() -> anyhow::Result<ExitCode> {
         eprintln!("progress: {seen} sync_needed items seen, {enqueued} jobs enqueued");
     })
     .await?;
+    println!("enqueued: {enqueued}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the safety net now.
+pub async fn safety_net() -> anyhow::Result<ExitCode> {
+    let (pool, config) = setup().await?;
+    let enqueued = ops::safety_net(&pool, config.safety_net_stale_after).await?;
     println!("enqueued: {enqueued}");
     Ok(ExitCode::SUCCESS)
 }

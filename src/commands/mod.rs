@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 enqueue::sync(&item).await
             }
             EnqueueCommand::Process { item: None } => enqueue::process().await,
+            EnqueueCommand::SafetyNet => enqueue::safety_net().await,
         },
         Command::Simulator { addr } => serve::simulator(addr).await,
         Command::Users {

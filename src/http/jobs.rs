@@ -66,3 +66,16 @@ pub async fn process(
     .map_err(ops_error)?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { enqueued })))
 }
+
+/// Runs the safety net now: syncs stale, stuck and due-for-retry items.
+#[utoipa::path(post, path = "/api/jobs/plaid/safety-net", tag = "jobs", security(("jobs_secret" = [])),
+    responses(
+        (status = 202, description = "Sync jobs enqueued", body = Enqueued),
+        (status = 401, description = "Missing or wrong JOBS_SECRET", body = super::error::ErrorBody),
+        (status = 503, description = "JOBS_SECRET is not configured", body = super::error::ErrorBody)))]
+pub async fn safety_net(State(state): State<AppState>) -> AppResult<(StatusCode, Json<Enqueued>)> {
+    let enqueued = ops::safety_net(&state.pool, state.config.safety_net_stale_after)
+        .await
+        .map_err(ops_error)?;
+    Ok((StatusCode::ACCEPTED, Json(Enqueued { enqueued })))
+}

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin_jobs;
 pub mod auth;
+pub mod disabled;
 pub mod error;
 pub mod health;
 pub mod jobs;
@@ -37,6 +38,11 @@ pub fn public_router(state: AppState) -> Router {
         .route("/api/plaid/exchange-token", post(plaid::exchange_token))
         .route("/api/plaid/items", get(plaid::list_items))
         .route("/api/accounts", get(accounts::list))
+        .route("/api/accounts/{id}/sync", post(disabled::sync))
+        .route(
+            "/api/accounts/{id}/refresh-metadata",
+            post(disabled::refresh_metadata),
+        )
         .merge(jobs_router(state.clone()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -46,6 +52,7 @@ pub fn public_router(state: AppState) -> Router {
 fn jobs_router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/jobs/plaid/process", post(jobs::process))
+        .route("/api/jobs/plaid/safety-net", post(jobs::safety_net))
         .layer(middleware::from_fn_with_state(state, auth::require_jobs_secret))
 }
 

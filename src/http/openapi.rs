@@ -18,7 +18,10 @@ use utoipa::{
         super::plaid::exchange_token,
         super::plaid::list_items,
         super::accounts::list,
+        super::disabled::sync,
+        super::disabled::refresh_metadata,
         super::jobs::process,
+        super::jobs::safety_net,
     ),
     modifiers(&BearerAuth),
     tags(

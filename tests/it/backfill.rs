@@ -212,14 +212,17 @@ async fn backfill_row(app: &TestApp, secret_ref: &str) -> (String, Option<String
 
 /// Runs the real binary with the app's configuration; (exit code, stdout).
 async fn plaid_sync(app: &TestApp, args: &[&str]) -> (i32, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(app.vars.iter())
         .env("RUST_LOG", "warn")
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
         .await
+        .unwrap_or_else(|_| panic!("plaid-sync {args:?} did not finish within 60 s"))
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let code = output.status.code().expect("exited");
@@ -436,7 +439,7 @@ async fn secrets_that_no_longer_work_are_reported_as_failed_and_their_accounts_a
         .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_eq!(items, [good.item_id.clone()]);
+    assert_eq!(items, [good.item_id.as_str()]);
 
     // The check reports them and fails.
     let (code, out) = plaid_sync(&app, &["check", "backfill"]).await;

@@ -17,6 +17,7 @@ mod plaid_client;
 mod plaid_client_errors;
 mod plaid_client_schema;
 mod plaid_client_types;
+mod safety_net;
 mod secrets;
 mod simulator_api;
 mod simulator_faults;

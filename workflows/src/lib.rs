@@ -20,5 +20,6 @@ pub mod link;
 pub mod ops;
 pub mod plaid;
 pub mod redact;
+pub mod safety_net;
 pub mod secrets;
 pub mod sync;

@@ -57,3 +57,8 @@ pub async fn sync_item(pool: &PgPool, item_id: &str) -> Result<u64, OpsError> {
         SyncRequest::AlreadyQueued { .. } | SyncRequest::AwaitingReauth { .. } => Ok(0),
     }
 }
+
+/// Runs the safety net now; returns the sync jobs it enqueued.
+pub async fn safety_net(pool: &PgPool, stale_after: std::time::Duration) -> Result<u64, OpsError> {
+    Ok(crate::safety_net::run_once(pool, stale_after).await?.enqueued)
+}

@@ -50,3 +50,16 @@ pub async fn list_for_user(conn: &mut PgConnection, user_id: i64) -> Result<Vec<
     .fetch_all(conn)
     .await
 }
+
+/// The provider of one of the user's accounts (`None`: absent or not theirs).
+pub async fn provider_of(
+    conn: &mut PgConnection,
+    user_id: i64,
+    account_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("select provider from accounts where id = $1 and user_id = $2")
+        .bind(account_id)
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await
+}

@@ -19,4 +19,6 @@ pub struct JobContext {
     pub job_retention: Duration,
     /// Sync engine tuning.
     pub sync: SyncSettings,
+    /// The safety net syncs active items not synced for this long.
+    pub safety_net_stale_after: Duration,
 }

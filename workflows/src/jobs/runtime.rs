@@ -5,6 +5,8 @@ use std::str::FromStr;
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use tokio::task::JoinSet;
+
+use crate::safety_net::SafetyNet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -19,6 +21,8 @@ use super::{
 pub struct Schedules {
     /// When the pruner runs.
     pub prune: cron::Schedule,
+    /// When the safety net runs (`SAFETY_NET_CRON`).
+    pub safety_net: cron::Schedule,
 }
 
 impl Default for Schedules {
@@ -26,6 +30,7 @@ impl Default for Schedules {
         Self {
             // Hourly at minute 17: off the hour, away from other schedules.
             prune: cron::Schedule::from_str("0 17 * * * *").expect("valid cron"),
+            safety_net: cron::Schedule::from_str("0 */30 * * * *").expect("valid cron"),
         }
     }
 }
@@ -36,6 +41,7 @@ pub const QUEUES: &[&str] = &[
     prune::PruneJobs::QUEUE,
     sync_item::SyncItem::QUEUE,
     super::legacy_backfill::LegacyBackfill::QUEUE,
+    SafetyNet::QUEUE,
 ];
 
 /// Spawns one worker per queue (each with a unique name) and one task per
@@ -77,6 +83,7 @@ pub fn spawn(
     spawn_worker!(canary::Canary, canary::handle);
     spawn_worker!(sync_item::SyncItem, sync_item::handle);
     spawn_worker!(prune::PruneJobs, prune::handle);
+    spawn_worker!(SafetyNet, crate::safety_net::handle);
     spawn_worker!(
         super::legacy_backfill::LegacyBackfill,
         super::legacy_backfill::handle
@@ -89,6 +96,16 @@ pub fn spawn(
             name: "prune-jobs",
             schedule: schedules.prune,
             make_job: |_| prune::PruneJobs {},
+        },
+        by.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(schedule::run(
+        ctx.pool.clone(),
+        Scheduled {
+            name: "safety-net",
+            schedule: schedules.safety_net,
+            make_job: |_| SafetyNet {},
         },
         by,
         shutdown.clone(),

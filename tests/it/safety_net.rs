@@ -1,0 +1,198 @@
+//! The safety net, its cron schedule across processes, and the disabled manual-sync endpoints.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{
+    TestApp, TestDb,
+    app::{JOBS_SECRET, test_vars},
+    oracle::assert_matches_truth,
+    plaid::{drain_syncs, linked_item_with_history, pending_sync_jobs, seed_item, sync_now},
+    wait_until,
+};
+
+async fn safety_net(app: &TestApp) -> u64 {
+    let response = app
+        .http
+        .post(format!("{}/api/jobs/plaid/safety-net", app.public_url))
+        .bearer_auth(JOBS_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    response.json::<Value>().await.unwrap()["enqueued"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_safety_net_syncs_an_item_whose_webhook_was_never_delivered() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user_with_token("a@example.com").await;
+    let (item_id, id) = linked_item_with_history(&app, &token, 200, 31).await;
+    sync_now(&app, id).await;
+    // The webhook is lost: Plaid cannot reach us any more.
+    app.sim.set_webhook_url(&item_id, None).unwrap();
+    app.sim
+        .generate_history(&item_id, plaid_simulator::HistorySpec::new(25, 32))
+        .unwrap();
+    sqlx::query("update plaid_items set last_synced_at = now() - interval '25 hours' where id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(safety_net(&app).await, 1);
+    drain_syncs(&app).await;
+    assert_matches_truth(&app, &item_id).await;
+    assert_eq!(safety_net(&app).await, 0, "freshly synced: nothing to do");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_safety_net_picks_stuck_and_due_items_and_leaves_the_rest() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (user, _) = app.user_with_token("a@example.com").await;
+    let mut items = Vec::new();
+    for _ in 0..7 {
+        items.push(seed_item(&app, user.id).await.1);
+    }
+    let set = |id: i64, sql: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query(sql).bind(id).execute(&pool).await.unwrap();
+        }
+    };
+    // Picked: stale active, lost sync_needed, expired syncing, due failed.
+    set(
+        items[0],
+        "update plaid_items set last_synced_at = now() - interval '2 days' where id = $1",
+    )
+    .await;
+    set(items[1], "update plaid_items set sync_status = 'sync_needed', sync_requested_at = now() - interval '10 minutes' where id = $1").await;
+    set(items[2], "update plaid_items set sync_status = 'syncing', sync_lease_until = now() - interval '1 minute' where id = $1").await;
+    set(items[3], "update plaid_items set sync_status = 'failed', next_retry_at = now() - interval '1 minute' where id = $1").await;
+    // Left alone: fresh active, needs_reauth, failed with a future retry.
+    set(
+        items[4],
+        "update plaid_items set last_synced_at = now() where id = $1",
+    )
+    .await;
+    set(items[5], "update plaid_items set sync_status = 'needs_reauth', last_synced_at = now() - interval '9 days' where id = $1").await;
+    set(items[6], "update plaid_items set sync_status = 'failed', next_retry_at = now() + interval '1 hour' where id = $1").await;
+
+    assert_eq!(safety_net(&app).await, 4);
+    for (n, id) in items.iter().enumerate() {
+        assert_eq!(pending_sync_jobs(&app, *id).await, i64::from(n < 4), "item {n}");
+    }
+    assert_eq!(safety_net(&app).await, 0, "pending jobs are not queued twice");
+    app.stop().await;
+}
+
+fn worker_process(vars: &std::collections::HashMap<String, String>) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
+        .args(["serve", "--role", "worker"])
+        .envs(vars)
+        .env("SAFETY_NET_CRON", "*/2 * * * * *")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn three_worker_processes_fire_each_cron_tick_exactly_once() {
+    let (db, pool) = TestDb::migrated().await;
+    let vars = test_vars(&db);
+    let mut workers: Vec<Child> = (0..3).map(|_| worker_process(&vars)).collect();
+    let ticks = wait_until("5 safety-net ticks", Duration::from_secs(40), || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from cron_runs where schedule = 'safety-net'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (n >= 6).then_some(n)
+    })
+    .await;
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let (runs, distinct_ticks, claimers): (i64, i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct tick), count(distinct split_part(claimed_by, '-', 3))
+         from cron_runs where schedule = 'safety-net'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(runs, distinct_ticks, "one claim per tick");
+    let jobs: i64 =
+        sqlx::query_scalar("select count(*) from apalis.jobs where job_type = 'plaid-sync.safety-net'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        jobs, runs,
+        "each claimed tick enqueued exactly one safety-net run ({ticks} ticks seen)"
+    );
+    assert!(claimers >= 1);
+    pool.close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn manual_sync_endpoints_answer_410_for_plaid_accounts_and_404_otherwise() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (alice, alice_token) = app.user_with_token("alice@example.com").await;
+    let (_, bob_token) = app.user_with_token("bob@example.com").await;
+    let insert = |provider: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "insert into accounts (user_id, provider, name) values ($1, $2, 'x') returning id",
+            )
+            .bind(alice.id)
+            .bind(provider)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let plaid = insert("plaid").await;
+    let web3 = insert("web3").await;
+    for action in ["sync", "refresh-metadata"] {
+        let call = |id: i64, token: &str| {
+            app.http
+                .post(format!("{}/api/accounts/{id}/{action}", app.public_url))
+                .bearer_auth(token.to_owned())
+                .send()
+        };
+        let response = call(plaid, &alice_token).await.unwrap();
+        assert_eq!(response.status(), StatusCode::GONE);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "plaid_manual_sync_disabled");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("webhook") && message.contains("/api/jobs/plaid/process"),
+            "{message}"
+        );
+        assert_eq!(
+            call(web3, &alice_token).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            call(plaid, &bob_token).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            call(987_654, &alice_token).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    app.stop().await;
+}
