@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub worker_settings: WorkerSettings,
     /// Sync engine tuning.
     pub sync_settings: SyncSettings,
+    /// Settings of the in-process simulator (simulator mode without `PLAID_BASE_URL`).
+    pub simulator: Option<SimulatorConfig>,
 }
 
 impl Default for RunOptions {
@@ -44,6 +46,7 @@ impl Default for RunOptions {
             migrate: true,
             worker_settings: WorkerSettings::default(),
             sync_settings: SyncSettings::default(),
+            simulator: None,
         }
     }
 }
@@ -89,7 +92,8 @@ impl Application {
         let (base_url, simulator) = match &config.plaid.base_url {
             Some(url) => (url.clone(), None),
             None => {
-                let handle = start_simulator(&config, public_addr).await?;
+                let base = options.simulator.clone().unwrap_or_default();
+                let handle = start_simulator(&config, public_addr, base).await?;
                 tracing::info!(base_url = %handle.base_url(), "simulator mode: built-in Plaid simulator started");
                 (handle.base_url(), Some(handle))
             }
@@ -119,6 +123,7 @@ impl Application {
                 secrets,
                 job_retention: config.job_retention,
                 safety_net_stale_after: config.safety_net_stale_after,
+                cleanup: config.cleanup_settings(),
                 sync: SyncSettings {
                     // A lease held by a worker that missed its heartbeats is void.
                     worker_stale_after: options.worker_settings.orphan_timeout(),
@@ -131,6 +136,7 @@ impl Application {
                 options.worker_settings,
                 Schedules {
                     safety_net: config.safety_net_cron.clone(),
+                    cleanup: config.cleanup_cron.clone(),
                     ..Schedules::default()
                 },
                 &shutdown,
@@ -216,6 +222,7 @@ fn serve(
 async fn start_simulator(
     config: &Config,
     public_addr: Option<SocketAddr>,
+    base: SimulatorConfig,
 ) -> anyhow::Result<SimulatorHandle> {
     let sim_config = SimulatorConfig {
         client_id: config.plaid.client_id.clone(),
@@ -225,7 +232,7 @@ async fn start_simulator(
             .webhook_url
             .clone()
             .or_else(|| public_addr.map(|a| format!("http://{a}/webhook/plaid"))),
-        ..SimulatorConfig::default()
+        ..base
     };
     Ok(Simulator::start(sim_config).await?)
 }

@@ -27,6 +27,9 @@ pub enum Command {
     },
     /// Apply all migrations (the app's and the job queue's) and exit.
     Migrate,
+    /// `serve` plus the built-in Plaid simulator, a demo user and a linked item
+    /// whose transactions keep arriving by webhook. Needs only PostgreSQL.
+    Demo,
     /// The built-in Plaid simulator alone.
     Simulator {
         /// Address to listen on.
@@ -104,6 +107,8 @@ pub enum EnqueueCommand {
     },
     /// Run the safety net now (stale, stuck and due-for-retry items).
     SafetyNet,
+    /// Run dormant-item cleanup now (start workflows of dormant items, retry failed removals).
+    Cleanup,
 }
 
 /// `check` subcommands.

@@ -257,6 +257,16 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What dormant-item cleanup needs (`DORMANT_AFTER`, `CLEANUP_GRACE`).
+    pub fn cleanup_settings(&self) -> workflows::lifecycle::cleanup::CleanupSettings {
+        workflows::lifecycle::cleanup::CleanupSettings {
+            dormant_after: self.dormant_after,
+            grace: self.cleanup_grace,
+        }
+    }
+}
+
 /// Credentials the built-in simulator accepts by default.
 pub mod plaid_simulator_defaults {
     /// `PLAID-CLIENT-ID` in simulator mode.

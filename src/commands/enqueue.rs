@@ -57,3 +57,11 @@ pub async fn safety_net() -> anyhow::Result<ExitCode> {
     println!("enqueued: {enqueued}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// Runs dormant-item cleanup now (as `POST /api/jobs/plaid/cleanup` does).
+pub async fn cleanup() -> anyhow::Result<ExitCode> {
+    let (pool, config) = setup().await?;
+    let enqueued = ops::cleanup(&pool, &config.cleanup_settings()).await?;
+    println!("enqueued: {enqueued}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -2,6 +2,7 @@
 
 mod backfill;
 mod check;
+mod demo;
 mod enqueue;
 mod migrate;
 mod serve;
@@ -16,12 +17,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { role, no_migrate } => serve::run(role, !no_migrate).await,
         Command::Migrate => migrate::run().await,
+        Command::Demo => demo::run().await,
         Command::Enqueue { command } => match command {
             EnqueueCommand::Sync { item } | EnqueueCommand::Process { item: Some(item) } => {
                 enqueue::sync(&item).await
             }
             EnqueueCommand::Process { item: None } => enqueue::process().await,
             EnqueueCommand::SafetyNet => enqueue::safety_net().await,
+            EnqueueCommand::Cleanup => enqueue::cleanup().await,
         },
         Command::Simulator { addr } => serve::simulator(addr).await,
         Command::Users {

@@ -1,11 +1,26 @@
 //! `GET /api/accounts`: the caller's accounts with their sync status.
+//! `DELETE /api/accounts/{id}`: unlink one account
+//! ([`workflows::lifecycle::unlink`] has the rules).
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
-use workflows::db::accounts;
+use workflows::{
+    db::accounts,
+    lifecycle::{
+        removal::RemovalError,
+        unlink::{self, Unlink},
+    },
+};
 
-use super::{auth::AuthUser, error::AppResult};
+use super::{
+    auth::AuthUser,
+    error::{AppError, AppResult},
+};
 use crate::state::AppState;
 
 /// One account.
@@ -72,4 +87,34 @@ pub async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> Ap
         })
         .collect();
     Ok(Json(AccountList { accounts }))
+}
+
+/// Unlinks one of the caller's Plaid accounts: its link is deactivated and the
+/// account archived (its transactions are kept); sibling accounts of the same
+/// item keep syncing. When it was the item's last active mapped account, the
+/// item is removed at Plaid (durably, in the background) so it stops being
+/// billed. Deleting an account that is already unlinked answers 204 again.
+#[utoipa::path(delete, path = "/api/accounts/{id}", tag = "accounts", security(("api_token" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 204, description = "Unlinked (or already unlinked)"),
+        (status = 401, description = "Missing or invalid API token", body = super::error::ErrorBody),
+        (status = 404, description = "Not the caller's linked Plaid account", body = super::error::ErrorBody)))]
+pub async fn unlink(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    // An id that is not a number names no account: 404 like any other.
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound("account"))?;
+    let outcome = unlink::unlink_account(&state.pool, user.id, id)
+        .await
+        .map_err(|e| match e {
+            RemovalError::Database(e) => AppError::from(e),
+            other => AppError::Internal(other.into()),
+        })?;
+    match outcome {
+        Unlink::NotFound => Err(AppError::NotFound("account")),
+        Unlink::AlreadyUnlinked | Unlink::Unlinked { .. } => Ok(StatusCode::NO_CONTENT),
+    }
 }

@@ -32,6 +32,7 @@ fn ops_error(e: OpsError) -> AppError {
         OpsError::UnknownItem(_) => AppError::NotFound("item"),
         OpsError::Database(e) => AppError::from(e),
         OpsError::Enqueue(e) => AppError::Internal(e.into()),
+        OpsError::Removal(e) => AppError::Internal(e.into()),
     }
 }
 
@@ -75,6 +76,21 @@ pub async fn process(
         (status = 503, description = "JOBS_SECRET is not configured", body = super::error::ErrorBody)))]
 pub async fn safety_net(State(state): State<AppState>) -> AppResult<(StatusCode, Json<Enqueued>)> {
     let enqueued = ops::safety_net(&state.pool, state.config.safety_net_stale_after)
+        .await
+        .map_err(ops_error)?;
+    Ok((StatusCode::ACCEPTED, Json(Enqueued { enqueued })))
+}
+
+/// Runs dormant-item cleanup now: starts the removal workflow (notification,
+/// grace window) of every dormant item, retries failed removals and resumes
+/// stuck ones. `enqueued` counts the jobs that started.
+#[utoipa::path(post, path = "/api/jobs/plaid/cleanup", tag = "jobs", security(("jobs_secret" = [])),
+    responses(
+        (status = 202, description = "Cleanup jobs enqueued (grace timers and removal attempts)", body = Enqueued),
+        (status = 401, description = "Missing or wrong JOBS_SECRET", body = super::error::ErrorBody),
+        (status = 503, description = "JOBS_SECRET is not configured", body = super::error::ErrorBody)))]
+pub async fn cleanup(State(state): State<AppState>) -> AppResult<(StatusCode, Json<Enqueued>)> {
+    let enqueued = ops::cleanup(&state.pool, &state.config.cleanup_settings())
         .await
         .map_err(ops_error)?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { enqueued })))

@@ -18,7 +18,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     middleware,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use tower_http::trace::TraceLayer;
 
@@ -38,6 +38,7 @@ pub fn public_router(state: AppState) -> Router {
         .route("/api/plaid/exchange-token", post(plaid::exchange_token))
         .route("/api/plaid/items", get(plaid::list_items))
         .route("/api/accounts", get(accounts::list))
+        .route("/api/accounts/{id}", delete(accounts::unlink))
         .route("/api/accounts/{id}/sync", post(disabled::sync))
         .route(
             "/api/accounts/{id}/refresh-metadata",
@@ -53,6 +54,7 @@ fn jobs_router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/jobs/plaid/process", post(jobs::process))
         .route("/api/jobs/plaid/safety-net", post(jobs::safety_net))
+        .route("/api/jobs/plaid/cleanup", post(jobs::cleanup))
         .layer(middleware::from_fn_with_state(state, auth::require_jobs_secret))
 }
 

@@ -18,10 +18,12 @@ use utoipa::{
         super::plaid::exchange_token,
         super::plaid::list_items,
         super::accounts::list,
+        super::accounts::unlink,
         super::disabled::sync,
         super::disabled::refresh_metadata,
         super::jobs::process,
         super::jobs::safety_net,
+        super::jobs::cleanup,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -7,6 +7,7 @@ mod support;
 
 mod auth;
 mod backfill;
+mod cleanup;
 mod config;
 mod health;
 mod jobs;
@@ -27,4 +28,5 @@ mod simulator_webhooks;
 mod sync;
 mod sync_crash;
 mod sync_property;
+mod unlink;
 mod webhooks;

@@ -94,6 +94,18 @@ async fn a_worker_sigkilled_mid_sync_leaves_nothing_half_done_and_another_worker
         || async { (item_status(&app, id).await.0 == "active").then_some(()) },
     )
     .await;
+    // The dead worker's job row is handed back by apalis' orphan rescue (and then
+    // finds nothing to do); wait for that rather than race it.
+    wait_until("the orphaned job to be rescued and finished", Duration::from_secs(60), || async {
+        let running: i64 = sqlx::query_scalar(
+            "select count(*) from apalis.jobs where job_type = 'plaid-sync.sync-item' and status in ('Running', 'Queued')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (running == 0).then_some(())
+    })
+    .await;
     assert_matches_truth(&app, &item_id).await;
     let (stuck_items, stuck_jobs, staged): (i64, i64, i64) = sqlx::query_as(
         "select (select count(*) from plaid_items where sync_status = 'syncing'),

@@ -145,6 +145,8 @@ async fn record(
     }
     let rows: Vec<PlaidAccountRow> = accounts.iter().map(account_row).collect();
     let ids = items::sync_accounts(&mut tx, user_id, item.id, &rows).await?;
+    // A reauth or relink during a removal's grace window cancels it.
+    crate::lifecycle::removal::revive(&mut tx, item.id).await?;
     items::absorb_pending_events(&mut tx, item_id).await?;
     request_sync(&mut tx, ItemRef::Id(item.id)).await?;
     tx.commit().await?;

@@ -26,6 +26,9 @@ pub enum OpsError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// A cleanup step failed (database or queue).
+    #[error(transparent)]
+    Removal(#[from] crate::lifecycle::removal::RemovalError),
 }
 
 /// Enqueues a sync of every `sync_needed` item, in batches; `progress` is
@@ -61,4 +64,17 @@ pub async fn sync_item(pool: &PgPool, item_id: &str) -> Result<u64, OpsError> {
 /// Runs the safety net now; returns the sync jobs it enqueued.
 pub async fn safety_net(pool: &PgPool, stale_after: std::time::Duration) -> Result<u64, OpsError> {
     Ok(crate::safety_net::run_once(pool, stale_after).await?.enqueued)
+}
+
+/// Runs dormant-item cleanup now (what the `cleanup` schedule's job does):
+/// starts the workflow of every dormant item, retries failed removals, resumes
+/// removals whose job went missing. Returns the jobs enqueued: one grace timer
+/// per workflow started, one removal attempt per removal retried or resumed.
+pub async fn cleanup(
+    pool: &PgPool,
+    settings: &crate::lifecycle::cleanup::CleanupSettings,
+) -> Result<u64, OpsError> {
+    Ok(crate::lifecycle::cleanup::run_once(pool, settings)
+        .await?
+        .enqueued())
 }

@@ -128,6 +128,7 @@ impl TestApp {
             migrate: true,
             worker_settings: test_worker_settings(),
             sync_settings: test_sync_settings(),
+            simulator: None,
         };
         let app = Application::build(config, options).await.expect("app starts");
         let public_url = app

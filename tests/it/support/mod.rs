@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod db;
+pub mod lifecycle;
 pub mod oracle;
 pub mod plaid;
 pub mod wait;

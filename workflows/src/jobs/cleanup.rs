@@ -46,7 +46,11 @@ impl JobSpec for CleanupRun {
 }
 
 /// Handler of [`RemoveItem`].
-pub async fn handle_remove(job: RemoveItem, task_id: TaskId, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+pub async fn handle_remove(
+    job: RemoveItem,
+    task_id: TaskId,
+    ctx: Data<JobContext>,
+) -> Result<(), BoxDynError> {
     let step = removal::remove_step(&ctx, job.removal_id, &task_id.to_string()).await?;
     tracing::info!(removal_id = job.removal_id, ?step, "remove-item step");
     Ok(())

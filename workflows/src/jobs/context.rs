@@ -4,7 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
-use crate::{plaid::PlaidClient, secrets::SecretStore, sync::SyncSettings};
+use crate::{
+    lifecycle::cleanup::CleanupSettings, plaid::PlaidClient, secrets::SecretStore, sync::SyncSettings,
+};
 
 /// Shared state handed to handlers through apalis' `Data`.
 #[derive(Debug, Clone)]
@@ -21,4 +23,6 @@ pub struct JobContext {
     pub sync: SyncSettings,
     /// The safety net syncs active items not synced for this long.
     pub safety_net_stale_after: Duration,
+    /// Dormant-item cleanup (`DORMANT_AFTER`, `CLEANUP_GRACE`).
+    pub cleanup: CleanupSettings,
 }

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod canary;
+pub mod cleanup;
 pub mod context;
 pub mod legacy_backfill;
 pub mod prune;

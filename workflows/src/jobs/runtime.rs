@@ -10,7 +10,7 @@ use crate::safety_net::SafetyNet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    JobContext, JobSpec, WorkerSettings, canary, prune,
+    JobContext, JobSpec, WorkerSettings, canary, cleanup, prune,
     schedule::{self, Scheduled},
     settings::unique_worker_name,
     sync_item,
@@ -23,6 +23,8 @@ pub struct Schedules {
     pub prune: cron::Schedule,
     /// When the safety net runs (`SAFETY_NET_CRON`).
     pub safety_net: cron::Schedule,
+    /// When dormant-item cleanup runs (`CLEANUP_CRON`).
+    pub cleanup: cron::Schedule,
 }
 
 impl Default for Schedules {
@@ -31,6 +33,7 @@ impl Default for Schedules {
             // Hourly at minute 17: off the hour, away from other schedules.
             prune: cron::Schedule::from_str("0 17 * * * *").expect("valid cron"),
             safety_net: cron::Schedule::from_str("0 */30 * * * *").expect("valid cron"),
+            cleanup: cron::Schedule::from_str("0 0 3 * * *").expect("valid cron"),
         }
     }
 }
@@ -42,6 +45,9 @@ pub const QUEUES: &[&str] = &[
     sync_item::SyncItem::QUEUE,
     super::legacy_backfill::LegacyBackfill::QUEUE,
     SafetyNet::QUEUE,
+    cleanup::RemoveItem::QUEUE,
+    cleanup::CleanupDue::QUEUE,
+    cleanup::CleanupRun::QUEUE,
 ];
 
 /// Spawns one worker per queue (each with a unique name) and one task per
@@ -84,6 +90,9 @@ pub fn spawn(
     spawn_worker!(sync_item::SyncItem, sync_item::handle);
     spawn_worker!(prune::PruneJobs, prune::handle);
     spawn_worker!(SafetyNet, crate::safety_net::handle);
+    spawn_worker!(cleanup::RemoveItem, cleanup::handle_remove);
+    spawn_worker!(cleanup::CleanupDue, cleanup::handle_due);
+    spawn_worker!(cleanup::CleanupRun, cleanup::handle_run);
     spawn_worker!(
         super::legacy_backfill::LegacyBackfill,
         super::legacy_backfill::handle
@@ -96,6 +105,16 @@ pub fn spawn(
             name: "prune-jobs",
             schedule: schedules.prune,
             make_job: |_| prune::PruneJobs {},
+        },
+        by.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(schedule::run(
+        ctx.pool.clone(),
+        Scheduled {
+            name: "cleanup",
+            schedule: schedules.cleanup,
+            make_job: |_| cleanup::CleanupRun {},
         },
         by.clone(),
         shutdown.clone(),

@@ -63,12 +63,12 @@ pub async fn request_sync(conn: &mut PgConnection, item: ItemRef<'_>) -> Result<
         ItemRef::Id(id) => (Some(id), None),
         ItemRef::PlaidId(plaid_id) => (None, Some(plaid_id)),
     };
-    let row: Option<(i64, String)> = sqlx::query_as(
+    let row: Option<(i64, String, bool)> = sqlx::query_as(
         "update plaid_items
          set sync_requested_at = now(),
              sync_status = case when sync_status in ('active', 'failed') then 'sync_needed' else sync_status end
          where (id = $1 or item_id = $2) and lifecycle <> 'removed'
-         returning id, sync_status",
+         returning id, sync_status, coalesce(next_retry_at > now(), false)",
     )
     .bind(id)
     .bind(plaid_id)
@@ -78,18 +78,26 @@ pub async fn request_sync(conn: &mut PgConnection, item: ItemRef<'_>) -> Result<
     finish(conn, row).await
 }
 
-async fn finish(conn: &mut PgConnection, row: Option<(i64, String)>) -> Result<SyncRequest, EnqueueError> {
-    let Some((plaid_item_id, status)) = row else {
+async fn finish(
+    conn: &mut PgConnection,
+    row: Option<(i64, String, bool)>,
+) -> Result<SyncRequest, EnqueueError> {
+    let Some((plaid_item_id, status, in_backoff)) = row else {
         return Ok(SyncRequest::UnknownItem);
     };
     if status == "needs_reauth" {
         return Ok(SyncRequest::AwaitingReauth { plaid_item_id });
     }
     if ensure_job(conn, plaid_item_id, None).await? {
-        Ok(SyncRequest::Enqueued { plaid_item_id })
-    } else {
-        Ok(SyncRequest::AlreadyQueued { plaid_item_id })
+        return Ok(SyncRequest::Enqueued { plaid_item_id });
     }
+    // A pending job covers this request, but may be scheduled later (deferred
+    // behind a lease): bring it forward, unless it is a backoff retry, whose
+    // delay protects Plaid (rate limits, an institution that is down).
+    if !in_backoff {
+        move_pending_job(conn, plaid_item_id, "least(j.run_at, now())").await?;
+    }
+    Ok(SyncRequest::AlreadyQueued { plaid_item_id })
 }
 
 /// Enqueues a sync job unless one that has not started exists; true when it enqueued.

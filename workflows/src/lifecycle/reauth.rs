@@ -72,5 +72,9 @@ pub async fn leave(conn: &mut PgConnection, plaid_item_id: i64) -> Result<Option
     accounts_follow(conn, plaid_item_id, "sync_needed", false)
         .await
         .map_err(|e| EnqueueError::Push(e.into()))?;
+    // Repaired during a removal's grace window: the removal is cancelled.
+    super::removal::revive(conn, plaid_item_id)
+        .await
+        .map_err(|e| EnqueueError::Push(e.into()))?;
     Ok(Some(request_sync(conn, ItemRef::Id(plaid_item_id)).await?))
 }

@@ -13,6 +13,9 @@ use sqlx::PgPool;
 
 use crate::jobs::{EnqueueError, sync_item::ensure_job};
 
+/// How soon a sync that found the item busy looks again.
+pub const BUSY_RECHECK: Duration = Duration::from_secs(2);
+
 /// A held lease.
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -124,9 +127,9 @@ pub async fn acquire(
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-            // Never run beside the holder: come back when its lease ends.
-            let retry_in =
-                Duration::from_secs_f64(remaining.min(lease_for.as_secs_f64())) + Duration::from_secs(1);
+            // Never run beside the holder: come back shortly (most syncs take
+            // well under a second) or when its lease ends, whichever is first.
+            let retry_in = Duration::from_secs_f64(remaining.min(BUSY_RECHECK.as_secs_f64()) + 1.0);
             ensure_job(&mut tx, plaid_item_id, Some(retry_in)).await?;
             Acquire::Busy { retry_in }
         }
