@@ -9,7 +9,7 @@
 //! Method, per case: a fresh database (migrated), the simulator in this
 //! process (its memory is not the worker's) with per-item rate limiting off,
 //! and a worker in a *separate process* started with `DATABASE_URL`,
-//! `PLAID_BASE_URL` (the simulator), the simulator's credentials, `SECRETS_KEY`,
+//! `PLAID_BASE_URL`, the simulator's credentials, `SECRETS_KEY`,
 //! `LOG_FORMAT=json`, `RUST_LOG=warn,workflows::jobs::sync_item=info` (so the
 //! `sync run finished` line, with `elapsed_ms`, comes through). Once the worker
 //! runs jobs (a canary job came back), an item with N generated transactions
@@ -29,6 +29,15 @@
 //! truncated (its three indexes stay), and the rows are loaded back with
 //! `COPY transactions (…) FROM STDIN` (sqlx `copy_in_raw`, one transaction).
 //!
+//! The simulator is slow at large histories (each page recomputes the item's
+//! net changes from the start of its log, so a page costs O(history)), and it
+//! runs on the same 2 cores. So each case also records every page the
+//! simulator serves for this history (timed: "simulator alone"), and syncs the
+//! same item again from an empty table and a null cursor through a second,
+//! fresh worker pointed at a replay server in this process that answers
+//! `/transactions/sync` with the recorded bytes: that is the engine's own rate
+//! (fetch over HTTP, parse, stage, apply), Plaid's time excluded.
+//!
 //! Two workers are measured:
 //! - `plaid-sync serve --role worker` (the shipped binary, built by cargo for
 //!   this bench: `CARGO_BIN_EXE_plaid-sync`). Its client-side pacing is
@@ -42,18 +51,25 @@
 //!   lifted (`SyncLimits::new(1_000_000, 1_000_000)`): the engine's own speed,
 //!   at 20,000 and 100,000.
 //!
-//! Run: `cargo bench --bench sync_apply` (about 1.5 minutes; it builds the
-//! release `plaid-sync` binary itself).
+//! Run: `cargo bench --bench sync_apply` (about 2.5 minutes; cargo builds the
+//! release `plaid-sync` binary for it).
 
 mod support;
 
 use std::{
+    collections::HashMap,
     path::Path,
     process::Stdio,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use chrono::{DateTime, Utc};
 use plaid_simulator::{HistorySpec, ReadyState, Simulator, SimulatorConfig, SimulatorHandle};
 use plaid_sync::{
@@ -61,7 +77,7 @@ use plaid_sync::{
     cli::Role,
     config::Config,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{BenchDb, ratio};
 use tokio::{
@@ -70,10 +86,14 @@ use tokio::{
     sync::oneshot,
 };
 use workflows::{
-    jobs::{canary::Canary, enqueue},
+    jobs::{
+        canary::Canary,
+        enqueue,
+        sync_item::{ItemRef, request_sync},
+    },
     plaid::{PlaidClient, PlaidConfig, types::SandboxPublicTokenCreateRequest},
     secrets::{SecretStore, SecretsKey},
-    sync::{SyncLimits, SyncSettings},
+    sync::{SyncLimits, SyncSettings, fetch::PAGE_SIZE},
 };
 
 /// The argument that makes this binary the worker process.
@@ -100,72 +120,106 @@ impl Worker {
     fn label(self) -> &'static str {
         match self {
             Worker::Shipped => "plaid-sync serve --role worker",
-            Worker::Unpaced => "app worker, pacing lifted",
+            Worker::Unpaced => "app worker process, pacing lifted",
         }
     }
 }
 
-/// What one case measured.
-struct CaseResult {
-    n: usize,
-    worker: Worker,
-    stored: i64,
-    sync: Duration,
+/// One sync, as measured.
+struct SyncFigures {
+    wall: Duration,
     pickup: f64,
     fetch: f64,
     apply: f64,
     logged_ms: Option<u64>,
     rss_idle_kb: u64,
     rss_peak_kb: u64,
-    copy: Duration,
-    copy_bytes: usize,
+    stored: i64,
 }
 
-impl CaseResult {
-    fn print(&self) {
-        let sync_rate = self.n as f64 / self.sync.as_secs_f64();
-        let copy_rate = self.stored as f64 / self.copy.as_secs_f64();
-        println!("\n== N = {} transactions, {} ==", self.n, self.worker.label());
+impl SyncFigures {
+    fn print(&self, label: &str, n: usize, copy_rate: f64) {
+        let rate = n as f64 / self.wall.as_secs_f64();
         println!(
-            "  sync (enqueue -> active)   {:>7.2} s  {:>8.0} transactions/s  ({} rows stored: {})",
-            self.sync.as_secs_f64(),
-            sync_rate,
-            self.stored,
-            if self.stored == self.n as i64 {
-                "all"
-            } else {
-                "MISSING ROWS"
-            }
+            "  {label:<34} {:>6.2} s {:>7.0} transactions/s  sync/COPY = {}   [target >= 0.50]",
+            self.wall.as_secs_f64(),
+            rate,
+            ratio(rate, copy_rate),
         );
         println!(
-            "    split: pickup {:.2} s, fetch + stage {:.2} s, apply {:.2} s; worker logged elapsed_ms = {}",
+            "    {} rows stored ({}); pickup {:.2} s, fetch + stage {:.2} s, apply {:.2} s; logged elapsed_ms {}",
+            self.stored,
+            if self.stored == n as i64 { "all" } else { "MISSING ROWS" },
             self.pickup,
             self.fetch,
             self.apply,
             self.logged_ms.map_or("-".to_owned(), |ms| ms.to_string())
         );
         println!(
-            "  COPY FROM STDIN baseline   {:>7.2} s  {:>8.0} rows/s  ({:.1} MB of COPY text)",
-            self.copy.as_secs_f64(),
-            copy_rate,
-            self.copy_bytes as f64 / 1e6
-        );
-        println!(
-            "  -> sync/COPY = {}   [target >= 0.50]",
-            ratio(sync_rate, copy_rate)
-        );
-        println!(
-            "  worker RSS: idle {:.1} MB, peak (VmHWM) {:.1} MB   [target < 200 MB]",
-            self.rss_idle_kb as f64 / 1024.0,
-            self.rss_peak_kb as f64 / 1024.0
+            "    worker RSS idle {:.1} MB, peak (VmHWM) {:.1} MB   [target < 200 MB]",
+            mb(self.rss_idle_kb),
+            mb(self.rss_peak_kb)
         );
     }
 }
 
-/// A worker process and the line it logs when the sync finishes.
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// The simulator's pages for the whole history, keyed by the request's cursor.
+struct Recorded {
+    pages: HashMap<String, Bytes>,
+    total: Duration,
+    first_ms: f64,
+    last_ms: f64,
+}
+
+/// What one case measured.
+struct CaseResult {
+    n: usize,
+    worker: Worker,
+    through_simulator: SyncFigures,
+    replayed: SyncFigures,
+    copy: Duration,
+    copy_bytes: usize,
+    simulator_alone: (Duration, usize, f64, f64),
+}
+
+impl CaseResult {
+    fn print(&self) {
+        let copy_rate = self.n as f64 / self.copy.as_secs_f64();
+        println!("\n== N = {} transactions, {} ==", self.n, self.worker.label());
+        println!(
+            "  COPY FROM STDIN baseline           {:>6.2} s {:>7.0} rows/s  ({:.1} MB of COPY text)",
+            self.copy.as_secs_f64(),
+            copy_rate,
+            self.copy_bytes as f64 / 1e6
+        );
+        self.through_simulator
+            .print("sync through the simulator", self.n, copy_rate);
+        let (total, pages, first, last) = self.simulator_alone;
+        println!(
+            "    simulator alone (bare HTTP client, no database): {:.2} s for {pages} pages, \
+             first pages {first:.0} ms each, last {last:.0} ms = {:.0} % of fetch + stage",
+            total.as_secs_f64(),
+            100.0 * total.as_secs_f64() / self.through_simulator.fetch
+        );
+        self.replayed
+            .print("sync of recorded pages (replay)", self.n, copy_rate);
+    }
+}
+
+/// A worker process and the line it logs when a sync finishes.
 struct WorkerProcess {
     child: Child,
     finished: Option<oneshot::Receiver<Value>>,
+}
+
+/// The replay server: its URL and how to stop it.
+struct Replay {
+    url: String,
+    stop: oneshot::Sender<()>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -226,13 +280,15 @@ async fn bench_main() -> anyhow::Result<()> {
 fn print_growth(results: &[CaseResult]) {
     let unpaced: Vec<&CaseResult> = results.iter().filter(|r| r.worker == Worker::Unpaced).collect();
     if let (Some(small), Some(large)) = (unpaced.first(), unpaced.last()) {
+        let peak = |r: &CaseResult| mb(r.through_simulator.rss_peak_kb.max(r.replayed.rss_peak_kb));
         println!(
-            "\n== peak RSS vs history size (same worker): {} -> {} transactions: {:.1} MB -> {:.1} MB (x{:.2} for x{:.0} history) ==",
+            "\n== worker peak RSS vs history size (same worker): {} -> {} transactions: {:.1} MB -> {:.1} MB \
+             (x{:.2} for x{:.0} history) ==",
             small.n,
             large.n,
-            small.rss_peak_kb as f64 / 1024.0,
-            large.rss_peak_kb as f64 / 1024.0,
-            large.rss_peak_kb as f64 / small.rss_peak_kb as f64,
+            peak(small),
+            peak(large),
+            peak(large) / peak(small),
             large.n as f64 / small.n as f64
         );
     }
@@ -251,10 +307,7 @@ async fn run_case(n: usize, worker: Worker) -> anyhow::Result<CaseResult> {
     let key = SecretsKey::generate();
     let result = async {
         workflows::db::migrate_all(&pool).await?;
-        let mut process = spawn_worker(worker, &db, &sim, &key)?;
-        let measured = measure(&pool, &sim, &key, &mut process, n, worker).await;
-        stop_worker(process).await;
-        measured
+        measure_case(&db, &pool, &sim, &key, n, worker).await
     }
     .await;
     pool.close().await;
@@ -263,13 +316,61 @@ async fn run_case(n: usize, worker: Worker) -> anyhow::Result<CaseResult> {
     result
 }
 
-/// Starts the worker process, its stderr scanned for `sync run finished`.
-fn spawn_worker(
-    worker: Worker,
+async fn measure_case(
     db: &BenchDb,
+    pool: &PgPool,
     sim: &SimulatorHandle,
     key: &SecretsKey,
-) -> anyhow::Result<WorkerProcess> {
+    n: usize,
+    worker: Worker,
+) -> anyhow::Result<CaseResult> {
+    // Through the simulator.
+    let mut process = spawn_worker(worker, db, &sim.base_url(), key)?;
+    let synced = async {
+        let rss_idle_kb = worker_ready(pool, &process).await?;
+        let (plaid_item_id, start) = link_item(pool, sim, key, n).await?;
+        let figures = finish_sync(pool, &mut process, plaid_item_id, start, rss_idle_kb).await?;
+        Ok::<_, anyhow::Error>((plaid_item_id, figures))
+    }
+    .await;
+    stop_worker(process).await;
+    let (plaid_item_id, through_simulator) = synced?;
+
+    let (copy, copy_bytes) = copy_baseline(pool, through_simulator.stored).await?;
+    let recorded = record_pages(sim).await?;
+    let simulator_alone = (
+        recorded.total,
+        recorded.pages.len(),
+        recorded.first_ms,
+        recorded.last_ms,
+    );
+
+    // The same history again, replayed.
+    let replay = start_replay(recorded.pages).await?;
+    let mut process = spawn_worker(worker, db, &replay.url, key)?;
+    let replayed = async {
+        let rss_idle_kb = worker_ready(pool, &process).await?;
+        let start = restart_sync(pool, plaid_item_id).await?;
+        finish_sync(pool, &mut process, plaid_item_id, start, rss_idle_kb).await
+    }
+    .await;
+    stop_worker(process).await;
+    let _ = replay.stop.send(());
+
+    Ok(CaseResult {
+        n,
+        worker,
+        through_simulator,
+        replayed: replayed?,
+        copy,
+        copy_bytes,
+        simulator_alone,
+    })
+}
+
+/// Starts the worker process against `plaid_url`, its stderr scanned for
+/// `sync run finished`.
+fn spawn_worker(worker: Worker, db: &BenchDb, plaid_url: &str, key: &SecretsKey) -> anyhow::Result<WorkerProcess> {
     let defaults = SimulatorConfig::default();
     let mut command = match worker {
         Worker::Shipped => {
@@ -287,7 +388,7 @@ fn spawn_worker(
         .current_dir(std::env::temp_dir()) // no stray `.env` or key file
         .env("DATABASE_URL", &db.url)
         .env("PLAID_ENV", "simulator")
-        .env("PLAID_BASE_URL", sim.base_url())
+        .env("PLAID_BASE_URL", plaid_url)
         .env("PLAID_CLIENT_ID", &defaults.client_id)
         .env("PLAID_SECRET", &defaults.secret)
         .env("SECRETS_KEY", key.to_base64())
@@ -298,7 +399,10 @@ fn spawn_worker(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = command.spawn()?;
-    let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
     let (tx, rx) = oneshot::channel();
     tokio::spawn(scan_log(BufReader::new(stderr), tx));
     Ok(WorkerProcess {
@@ -307,7 +411,8 @@ fn spawn_worker(
     })
 }
 
-/// Hands over the first `sync run finished` line; echoes warnings and errors.
+/// Hands over the first `sync run finished` line; echoes the others (warnings
+/// and errors), shortened.
 async fn scan_log(stderr: BufReader<tokio::process::ChildStderr>, finished: oneshot::Sender<Value>) {
     let mut finished = Some(finished);
     let mut lines = stderr.lines();
@@ -318,7 +423,8 @@ async fn scan_log(stderr: BufReader<tokio::process::ChildStderr>, finished: ones
                 let _ = tx.send(parsed["fields"].clone());
             }
         } else {
-            eprintln!("  worker: {line}");
+            let short: String = line.chars().take(300).collect();
+            eprintln!("    worker log: {short}");
         }
     }
 }
@@ -339,57 +445,12 @@ async fn stop_worker(mut process: WorkerProcess) {
     }
 }
 
-/// Everything timed in one case.
-async fn measure(
-    pool: &PgPool,
-    sim: &SimulatorHandle,
-    key: &SecretsKey,
-    process: &mut WorkerProcess,
-    n: usize,
-    worker: Worker,
-) -> anyhow::Result<CaseResult> {
+/// The worker's peak resident set so far, in kB.
+fn vm_hwm_kb(process: &WorkerProcess) -> anyhow::Result<u64> {
     let pid = process
         .child
         .id()
-        .ok_or_else(|| anyhow::anyhow!("worker exited"))?;
-    wait_worker_ready(pool).await?;
-    let rss_idle_kb = vm_hwm_kb(pid)?;
-    let (plaid_item_id, enqueued) = link_item(pool, sim, key, n).await?;
-    let done = wait_synced(pool, plaid_item_id).await?;
-    let sync = done.at - enqueued.0;
-    let rss_peak_kb = vm_hwm_kb(pid)?;
-    let logged = match process.finished.take() {
-        Some(rx) => tokio::time::timeout(Duration::from_secs(5), rx)
-            .await
-            .ok()
-            .and_then(Result::ok),
-        None => None,
-    };
-    let stored: i64 = sqlx::query_scalar("select count(*) from transactions")
-        .fetch_one(pool)
-        .await?;
-    let (copy, copy_bytes) = copy_baseline(pool, stored).await?;
-    let seconds = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-    let fetch = seconds(done.synced_at - done.started_at);
-    let pickup = seconds(done.started_at - enqueued.1);
-    Ok(CaseResult {
-        n,
-        worker,
-        stored,
-        sync,
-        pickup,
-        fetch,
-        apply: sync.as_secs_f64() - pickup - fetch,
-        logged_ms: logged.and_then(|f| f["elapsed_ms"].as_u64()),
-        rss_idle_kb,
-        rss_peak_kb,
-        copy,
-        copy_bytes,
-    })
-}
-
-/// The worker's peak resident set so far, in kB.
-fn vm_hwm_kb(pid: u32) -> anyhow::Result<u64> {
+        .ok_or_else(|| anyhow::anyhow!("the worker exited"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -398,20 +459,14 @@ fn vm_hwm_kb(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/{pid}/status"))
 }
 
-/// Polls `query` (a scalar boolean) every 20 ms until true, or fails after `timeout`.
-async fn poll_until(
-    pool: &PgPool,
-    query: &str,
-    bind: String,
-    timeout: Duration,
-    what: &str,
-) -> anyhow::Result<()> {
+/// Polls `query` (a scalar boolean of `$1`) every 20 ms until true, or fails after `timeout`.
+async fn poll_until(pool: &PgPool, query: &str, bind: &str, timeout: Duration, what: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tick.tick().await;
         let ready: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
-            .bind(&bind)
+            .bind(bind)
             .fetch_one(pool)
             .await?;
         if ready {
@@ -421,45 +476,51 @@ async fn poll_until(
     }
 }
 
-/// The worker runs jobs: its sync worker is registered and a canary came back.
-async fn wait_worker_ready(pool: &PgPool) -> anyhow::Result<()> {
+/// Waits until the worker runs jobs (its sync worker is registered and a
+/// canary came back); returns its RSS high-water mark then, in kB.
+async fn worker_ready(pool: &PgPool, process: &WorkerProcess) -> anyhow::Result<u64> {
+    let registered = "select exists (select 1 from apalis.workers
+                      where worker_type = $1 and last_seen > now() - interval '5 seconds')";
     poll_until(
         pool,
-        "select exists (select 1 from apalis.workers where worker_type = $1)",
-        "plaid-sync.sync-item".to_owned(),
+        registered,
+        "plaid-sync.sync-item",
         Duration::from_secs(30),
         "the worker to register",
     )
     .await?;
-    let token = ulid_like();
+    let token = format!("bench-{}-{}", std::process::id(), Utc::now().timestamp_micros());
     let canary = Canary {
         token: token.clone(),
         hold_ms: 0,
     };
     enqueue(&mut *pool.acquire().await?, &canary, None).await?;
+    let ran = "select exists (select 1 from job_canary_runs where token = $1 and finished_at is not null)";
     poll_until(
         pool,
-        "select exists (select 1 from job_canary_runs where token = $1 and finished_at is not null)",
-        token,
+        ran,
+        &token,
         Duration::from_secs(30),
         "the worker to run a canary job",
     )
-    .await
+    .await?;
+    vm_hwm_kb(process)
 }
 
-fn ulid_like() -> String {
-    format!("bench-{}-{}", std::process::id(), Utc::now().timestamp_micros())
+/// When a sync was asked for: the bench's clock and the database's.
+type Start = (Instant, DateTime<Utc>);
+
+async fn start_clock(pool: &PgPool) -> anyhow::Result<Start> {
+    let db_now: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
+        .fetch_one(pool)
+        .await?;
+    Ok((Instant::now(), db_now))
 }
 
 /// Creates an item with `n` transactions, ready, in the simulator, and links
-/// it (which enqueues its first sync). Returns `plaid_items.id` and the time
-/// just before the link (bench clock, database clock).
-async fn link_item(
-    pool: &PgPool,
-    sim: &SimulatorHandle,
-    key: &SecretsKey,
-    n: usize,
-) -> anyhow::Result<(i64, (Instant, DateTime<Utc>))> {
+/// it (which enqueues its first sync). Returns `plaid_items.id` and when the
+/// link started.
+async fn link_item(pool: &PgPool, sim: &SimulatorHandle, key: &SecretsKey, n: usize) -> anyhow::Result<(i64, Start)> {
     let defaults = SimulatorConfig::default();
     let plaid = PlaidClient::new(&PlaidConfig::new(
         sim.base_url(),
@@ -480,19 +541,58 @@ async fn link_item(
         .await?
         .ok_or_else(|| anyhow::anyhow!("user exists"))?;
     let secrets = SecretStore::new(key.clone(), Vec::new());
-    let db_now: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
+    let start = start_clock(pool).await?;
+    let token = public.public_token.expose_secret();
+    let linked = workflows::link::exchange_public_token(pool, &plaid, &secrets, user.id, token).await?;
+    Ok((linked.plaid_item_id, start))
+}
+
+/// Empties the table, forgets the cursor and requests a sync: an initial sync again.
+async fn restart_sync(pool: &PgPool, plaid_item_id: i64) -> anyhow::Result<Start> {
+    sqlx::query("truncate transactions").execute(pool).await?;
+    sqlx::query("update plaid_items set cursor = null where id = $1")
+        .bind(plaid_item_id)
+        .execute(pool)
+        .await?;
+    let start = start_clock(pool).await?;
+    request_sync(&mut *pool.acquire().await?, ItemRef::Id(plaid_item_id)).await?;
+    Ok(start)
+}
+
+/// Waits for the sync that started after `start`, then gathers its figures.
+async fn finish_sync(
+    pool: &PgPool,
+    process: &mut WorkerProcess,
+    plaid_item_id: i64,
+    start: Start,
+    rss_idle_kb: u64,
+) -> anyhow::Result<SyncFigures> {
+    let done = wait_synced(pool, plaid_item_id, start.1).await?;
+    let rss_peak_kb = vm_hwm_kb(process)?;
+    let logged = match process.finished.take() {
+        Some(rx) => tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
+    let stored: i64 = sqlx::query_scalar("select count(*) from transactions")
         .fetch_one(pool)
         .await?;
-    let now = Instant::now();
-    let linked = workflows::link::exchange_public_token(
-        pool,
-        &plaid,
-        &secrets,
-        user.id,
-        public.public_token.expose_secret(),
-    )
-    .await?;
-    Ok((linked.plaid_item_id, (now, db_now)))
+    let seconds = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+    let wall = done.at - start.0;
+    let pickup = seconds(done.started_at - start.1);
+    let fetch = seconds(done.synced_at - done.started_at);
+    Ok(SyncFigures {
+        wall,
+        pickup,
+        fetch,
+        apply: wall.as_secs_f64() - pickup - fetch,
+        logged_ms: logged.and_then(|f| f["elapsed_ms"].as_u64()),
+        rss_idle_kb,
+        rss_peak_kb,
+        stored,
+    })
 }
 
 /// When the sync was seen done, with the item's own timestamps.
@@ -509,8 +609,9 @@ type ItemRow = (
     Option<DateTime<Utc>>,
 );
 
-/// Polls the item until `active` with a stored cursor, failing on an error.
-async fn wait_synced(pool: &PgPool, plaid_item_id: i64) -> anyhow::Result<Done> {
+/// Polls the item until a sync that started after `after` has left it
+/// `active`, failing on an error.
+async fn wait_synced(pool: &PgPool, plaid_item_id: i64, after: DateTime<Utc>) -> anyhow::Result<Done> {
     let deadline = Instant::now() + SYNC_TIMEOUT;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
@@ -525,7 +626,9 @@ async fn wait_synced(pool: &PgPool, plaid_item_id: i64) -> anyhow::Result<Done> 
         if error.is_some() || status == "failed" || status == "needs_reauth" {
             anyhow::bail!("the sync failed: {error:?} (status {status})");
         }
-        if let ("active", Some(started_at), Some(synced_at)) = (status.as_str(), started, synced) {
+        if let ("active", Some(started_at), Some(synced_at)) = (status.as_str(), started, synced)
+            && started_at > after
+        {
             return Ok(Done {
                 at: Instant::now(),
                 started_at,
@@ -561,9 +664,70 @@ async fn copy_baseline(pool: &PgPool, expected: i64) -> anyhow::Result<(Duration
     }
     let rows = copy.finish().await?;
     let elapsed = started.elapsed();
-    anyhow::ensure!(
-        rows as i64 == expected,
-        "COPY loaded {rows} rows, expected {expected}"
-    );
+    anyhow::ensure!(rows as i64 == expected, "COPY loaded {rows} rows, expected {expected}");
     Ok((elapsed, data.len()))
+}
+
+/// Pages the item's whole history from the simulator with a bare HTTP
+/// client, as the worker asks for it (count 500), timing each page and
+/// keeping its exact bytes for the replay.
+async fn record_pages(sim: &SimulatorHandle) -> anyhow::Result<Recorded> {
+    let defaults = SimulatorConfig::default();
+    let item = sim.items().pop().ok_or_else(|| anyhow::anyhow!("no item"))?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/transactions/sync", sim.base_url());
+    let (mut cursor, mut pages, mut times) = (String::new(), HashMap::new(), Vec::new());
+    loop {
+        let mut request = json!({
+            "client_id": defaults.client_id, "secret": defaults.secret,
+            "access_token": item.access_token, "count": PAGE_SIZE,
+        });
+        if !cursor.is_empty() {
+            request["cursor"] = json!(cursor);
+        }
+        let started = Instant::now();
+        let body = http.post(&url).json(&request).send().await?.bytes().await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let page: Value = serde_json::from_slice(&body)?;
+        let next = page["next_cursor"].as_str().unwrap_or_default().to_owned();
+        pages.insert(std::mem::replace(&mut cursor, next), body);
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    let mean = |t: &[f64]| t.iter().sum::<f64>() / t.len().max(1) as f64;
+    let edge = times.len().min(5);
+    Ok(Recorded {
+        pages,
+        total: Duration::from_secs_f64(times.iter().sum::<f64>() / 1000.0),
+        first_ms: mean(&times[..edge]),
+        last_ms: mean(&times[times.len() - edge..]),
+    })
+}
+
+/// Serves the recorded pages at `/transactions/sync`, by the request's cursor.
+async fn start_replay(pages: HashMap<String, Bytes>) -> anyhow::Result<Replay> {
+    let router = axum::Router::new()
+        .route("/transactions/sync", axum::routing::post(replay_page))
+        .with_state(Arc::new(pages));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(Replay { url, stop })
+}
+
+async fn replay_page(State(pages): State<Arc<HashMap<String, Bytes>>>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let cursor = request["cursor"].as_str().unwrap_or_default();
+    match pages.get(cursor) {
+        Some(page) => ([(header::CONTENT_TYPE, "application/json")], page.clone()).into_response(),
+        None => (StatusCode::BAD_REQUEST, "the replay has no page for this cursor").into_response(),
+    }
 }

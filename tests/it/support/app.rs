@@ -51,12 +51,12 @@ pub fn test_worker_settings() -> WorkerSettings {
     }
 }
 
-/// Sync settings for tests: a short lease (crash tests wait for it) and pacing
-/// loose enough not to slow tests (the simulator's own limits still apply).
+/// Sync settings for tests: a short lease (crash tests wait for it), short
+/// backoffs, and pacing at the simulator's (and Plaid's) 50 sync calls/min per item.
 pub fn test_sync_settings() -> SyncSettings {
     SyncSettings {
         lease: Duration::from_secs(6),
-        limits: std::sync::Arc::new(SyncLimits::new(10_000, 100_000)),
+        limits: std::sync::Arc::new(SyncLimits::new(50, 10_000)),
         backoff_base: Duration::from_secs(1),
         backoff_cap: Duration::from_secs(4),
         rate_limit_floor: Duration::from_secs(1),

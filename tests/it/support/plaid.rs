@@ -157,25 +157,52 @@ pub async fn item_status(app: &TestApp, plaid_item_id: i64) -> (String, Option<S
         .unwrap()
 }
 
-/// Waits until the item is `active` (retries included) with nothing due or running.
+/// Waits until the item is `active` (retries included) with nothing due or running;
+/// on timeout, panics with the item's state and its open jobs.
 pub async fn settle(app: &TestApp, plaid_item_id: i64) {
-    super::wait_until(
-        "the item to settle active",
-        std::time::Duration::from_secs(90),
-        || async {
-            let settled: bool = sqlx::query_scalar(
-                "select i.sync_status = 'active' and i.sync_lease_owner is null
+    let deadline = std::time::Duration::from_secs(120);
+    let started = std::time::Instant::now();
+    loop {
+        let settled: bool = sqlx::query_scalar(
+            "select i.sync_status = 'active' and i.sync_lease_owner is null
                     and not exists (select 1 from apalis.jobs
                                     where job_type = 'plaid-sync.sync-item'
                                       and status in ('Pending', 'Queued', 'Running') and run_at <= now())
              from plaid_items i where i.id = $1",
+        )
+        .bind(plaid_item_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if settled {
+            return;
+        }
+        if started.elapsed() > deadline {
+            let item: (String, Option<String>, i32, Option<String>) = sqlx::query_as(
+                "select sync_status, last_error_code, sync_attempts, sync_lease_owner from plaid_items where id = $1",
             )
             .bind(plaid_item_id)
             .fetch_one(&app.pool)
             .await
             .unwrap();
-            settled.then_some(())
-        },
-    )
-    .await;
+            let jobs: Vec<(String, String, chrono::DateTime<chrono::Utc>, i32)> = sqlx::query_as(
+                "select id, status, run_at, attempts from apalis.jobs
+                 where job_type = 'plaid-sync.sync-item' and status <> 'Done'",
+            )
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+            let guard: Vec<String> = sqlx::query_scalar("select task_id from sync_pending where plaid_item_id = $1")
+                .bind(plaid_item_id)
+                .fetch_all(&app.pool)
+                .await
+                .unwrap();
+            panic!(
+                "item {plaid_item_id} did not settle in {deadline:?}: item {item:?}, open jobs {jobs:?}, \
+                 guard {guard:?}, now {}",
+                chrono::Utc::now()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -2,7 +2,7 @@
 //! each page staged in `sync_staging` as it arrives so memory stays bounded by
 //! one page whatever the history size. Nothing is applied here.
 
-use std::{collections::HashMap, time::Instant};
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -31,12 +31,19 @@ pub struct Fetched {
     pub not_ready: bool,
 }
 
-/// Deletes every staged row of the item (the lease makes this run the only one).
-pub async fn clear_staging(pool: &PgPool, plaid_item_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sync_staging where plaid_item_id = $1")
-        .bind(plaid_item_id)
-        .execute(pool)
-        .await?;
+/// Deletes every staged row of the item: leftovers of runs that crashed or
+/// lost their lease. Only called right after taking the lease, when no other
+/// run can be staging for this item.
+pub async fn clear_item_staging(pool: &PgPool, plaid_item_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from sync_staging where plaid_item_id = $1").bind(plaid_item_id).execute(pool).await?;
+    Ok(())
+}
+
+/// Deletes this run's staged rows (a restarted or failed update). Never the
+/// item's other rows: a run that lost its lease must not touch the staging
+/// of the run that took it over.
+pub async fn clear_run_staging(pool: &PgPool, run_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from sync_staging where run_id = $1").bind(run_id).execute(pool).await?;
     Ok(())
 }
 
@@ -49,7 +56,7 @@ pub async fn fetch_update(
     lease: &Lease,
     access_token: &AccessToken,
 ) -> Result<Fetched, SyncError> {
-    clear_staging(pool, lease.plaid_item_id).await?;
+    clear_run_staging(pool, &lease.run_id).await?;
     let mut cursor = lease.cursor.clone();
     let mut fetched = Fetched {
         next_cursor: String::new(),
@@ -58,14 +65,7 @@ pub async fn fetch_update(
         staged: 0,
         not_ready: false,
     };
-    let mut renewed_at = Instant::now();
     loop {
-        if renewed_at.elapsed() >= settings.lease / 3 {
-            if !super::lease::renew(pool, lease, settings.lease).await? {
-                return Err(SyncError::LeaseLost);
-            }
-            renewed_at = Instant::now();
-        }
         settings.limits.wait_for_sync_call(lease.plaid_item_id).await;
         let request = TransactionsSyncRequest {
             count: Some(PAGE_SIZE),

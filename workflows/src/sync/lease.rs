@@ -152,3 +152,37 @@ pub async fn renew(pool: &PgPool, lease: &Lease, lease_for: Duration) -> Result<
     .rows_affected();
     Ok(renewed == 1)
 }
+
+/// Renews a lease in the background every third of its duration until
+/// dropped, so a slow page or a slow apply never lets it lapse while the run
+/// is alive. A run whose lease was taken anyway applies nothing (every write
+/// is fenced by the run id); the keeper just stops renewing.
+pub struct LeaseKeeper(tokio::task::JoinHandle<()>);
+
+impl LeaseKeeper {
+    /// Starts renewing `lease`.
+    pub fn start(pool: PgPool, lease: Lease, lease_for: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease_for / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match renew(&pool, &lease, lease_for).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(plaid_item_id = lease.plaid_item_id, "sync lease lost; this run will apply nothing");
+                        return;
+                    }
+                    // A passing database error: try again at the next tick.
+                    Err(e) => tracing::warn!(plaid_item_id = lease.plaid_item_id, error = %e, "could not renew the sync lease"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -72,11 +72,9 @@ pub async fn run(
         Acquire::Busy { .. } => return Ok(SyncOutcome::Deferred),
         Acquire::Skip { reason } => return Ok(SyncOutcome::Skipped(reason)),
     };
-    let result = tokio::time::timeout(
-        settings.run_timeout,
-        run_leased(pool, plaid, secrets, settings, &lease),
-    )
-    .await;
+    let keeper = lease::LeaseKeeper::start(pool.clone(), lease.clone(), settings.lease);
+    let result = tokio::time::timeout(settings.run_timeout, run_leased(pool, plaid, secrets, settings, &lease)).await;
+    drop(keeper);
     match result {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(SyncError::Plaid(e))) => record_plaid_error(pool, settings, &lease, &e).await,
@@ -125,6 +123,7 @@ async fn run_leased(
         return Ok(SyncOutcome::Failed("NO_ACCESS_TOKEN".into()));
     };
     let token = secrets.get(&mut *pool.acquire().await?, secret_ref).await?;
+    fetch::clear_item_staging(pool, lease.plaid_item_id).await?;
     let access_token = AccessToken::new(token.expose());
 
     let mut restarts = 0;
@@ -145,7 +144,7 @@ async fn run_leased(
                 );
             }
             Err(e) => {
-                fetch::clear_staging(pool, lease.plaid_item_id).await.ok();
+                fetch::clear_run_staging(pool, &lease.run_id).await.ok();
                 return Err(e);
             }
         }
