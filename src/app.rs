@@ -75,6 +75,8 @@ pub async fn prepare_database(config: &Config, migrate: bool) -> anyhow::Result<
 impl Application {
     /// Builds and starts everything the role asks for.
     pub async fn build(config: Config, options: RunOptions) -> anyhow::Result<Self> {
+        // Before anything records: metrics sent earlier would be lost.
+        crate::metrics::prometheus();
         let pool = prepare_database(&config, options.migrate).await?;
         let secrets = SecretStore::new(config.secrets_key.clone(), config.secrets_key_previous.clone());
         let shutdown = CancellationToken::new();

@@ -9,5 +9,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod state;
 pub mod telemetry;

@@ -4,8 +4,13 @@
 //! - operator ([`admin_router`]): everything behind `ADMIN_TOKEN`.
 
 pub mod accounts;
+pub mod admin_items;
 pub mod admin_jobs;
+pub mod admin_metrics;
+pub mod admin_status;
 pub mod auth;
+pub mod board;
+pub mod dashboard;
 pub mod disabled;
 pub mod error;
 pub mod health;
@@ -18,7 +23,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     middleware,
-    routing::{delete, get, post},
+    routing::{any, delete, get, post},
 };
 use tower_http::trace::TraceLayer;
 
@@ -58,12 +63,29 @@ fn jobs_router(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, auth::require_jobs_secret))
 }
 
-/// Routes of the operator listener, all behind `ADMIN_TOKEN`.
+/// Routes of the operator listener, all behind `ADMIN_TOKEN`: ours first,
+/// then the apalis board (API at `/api/v1`, its UI for every other path).
 pub fn admin_router(state: AppState) -> Router {
+    let board = board::router(&state.pool);
     Router::new()
+        .route("/metrics", get(admin_metrics::metrics))
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/", get(dashboard::index))
+        .route("/dashboard/{file}", get(dashboard::asset))
+        .route("/api/admin/status", get(admin_status::status))
+        .route("/api/admin/dashboard/series", get(admin_status::series))
+        .route("/api/admin/attention", get(admin_status::attention))
+        .route("/api/admin/items/{item_id}/sync", post(admin_items::sync_now))
         .route("/api/admin/jobs/{job_id}/retry", post(admin_jobs::retry))
         .route("/api/admin/jobs/{job_id}/kill", post(admin_jobs::kill))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_admin))
+        // Not the board UI's index.html: a JSON 404.
+        .route("/api/admin/{*rest}", any(admin_not_found))
+        .with_state(state.clone())
+        .merge(board)
+        .layer(middleware::from_fn_with_state(state, auth::require_admin))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+}
+
+async fn admin_not_found() -> error::AppError {
+    error::AppError::NotFound("route")
 }

@@ -1,13 +1,9 @@
 //! Dormant-item cleanup: the scan, the durable grace window, cancellation,
 //! removal, and the cron tick claimed once.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 use workflows::jobs::{cleanup::CleanupRun, schedule::claim_tick};
 
 use crate::support::{
@@ -16,29 +12,13 @@ use crate::support::{
         backdate, jobs, lifecycle, mapped_accounts, notifications, post_cleanup, removals, remove_calls,
         secret_exists, status_since, unlink, wait_lifecycle,
     },
-    plaid::{link_new_item, linked_item_with_history, seed_item, settle},
+    plaid::{link_new_item, linked_item_with_history, relink_in_update_mode, seed_item, settle},
+    process::{KillOnDrop, spawn_worker},
     wait_until,
 };
 
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn worker(app: &TestApp) -> KillOnDrop {
-    KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
-            .args(["serve", "--role", "worker"])
-            .envs(app.vars.iter())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    spawn_worker(&app.vars, &[])
 }
 
 fn grace(seconds: &'static str) -> impl FnOnce(&mut std::collections::HashMap<String, String>) {
@@ -250,33 +230,6 @@ async fn a_grace_window_survives_a_killed_worker_and_the_item_is_removed_once_af
     app.stop().await;
 }
 
-async fn exchange_in_update_mode(app: &TestApp, token: &str, item_id: &str) -> StatusCode {
-    let link: Value = app
-        .http
-        .post(format!("{}/api/plaid/link-token", app.public_url))
-        .bearer_auth(token)
-        .json(&json!({ "item_id": item_id }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let completion = app
-        .sim
-        .complete_link(link["link_token"].as_str().unwrap())
-        .unwrap();
-    assert!(completion.update_mode);
-    app.http
-        .post(format!("{}/api/plaid/exchange-token", app.public_url))
-        .bearer_auth(token)
-        .json(&json!({ "public_token": completion.public_token }))
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 #[tokio::test]
 async fn reauthenticating_during_the_grace_window_cancels_the_removal() {
     let app = TestApp::spawn_with(grace("3s"), plaid_sync::cli::Role::All).await;
@@ -290,7 +243,7 @@ async fn reauthenticating_during_the_grace_window_cancels_the_removal() {
     assert_eq!(lifecycle(&app, id).await.0, "pending_cleanup");
 
     assert_eq!(
-        exchange_in_update_mode(&app, &token, &item_id).await,
+        relink_in_update_mode(&app, &token, &item_id).await,
         StatusCode::OK
     );
     assert_eq!(lifecycle(&app, id).await.0, "active", "cancelled at once");

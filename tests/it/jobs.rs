@@ -1,7 +1,7 @@
 //! The job layer: transactional enqueue, crash recovery, pruning, repair actions, schedules.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -19,6 +19,7 @@ use workflows::jobs::{
 use crate::support::{
     TestApp, TestDb,
     app::{ADMIN_TOKEN, test_vars},
+    process::spawn_worker,
     wait_until,
 };
 
@@ -108,31 +109,11 @@ async fn every_job_row_carries_its_max_attempts_and_delays_round_up_to_whole_sec
     db.drop_now().await;
 }
 
-/// A `serve --role worker` process on `vars`' database.
-fn spawn_worker_process(vars: &std::collections::HashMap<String, String>) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
-        .args(["serve", "--role", "worker"])
-        .envs(vars)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("worker process starts")
-}
-
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_job_whose_worker_process_is_sigkilled_runs_again_on_another_process_within_30s() {
     let (db, pool) = TestDb::migrated().await;
     let vars = test_vars(&db);
-    let mut first = KillOnDrop(spawn_worker_process(&vars));
+    let mut first = spawn_worker(&vars, &[]);
 
     // A long job, so it is certainly mid-run when the process dies.
     let mut conn = pool.acquire().await.unwrap();
@@ -174,7 +155,7 @@ async fn a_job_whose_worker_process_is_sigkilled_runs_again_on_another_process_w
         "the dead worker left its job locked: {status}"
     );
 
-    let _second = KillOnDrop(spawn_worker_process(&vars));
+    let _second = spawn_worker(&vars, &[]);
     let second_worker: String = wait_until(
         "another process to run the job again",
         Duration::from_secs(30),
@@ -374,7 +355,7 @@ async fn operators_can_retry_a_failed_job_and_kill_a_pending_one() {
 async fn sigterm_lets_a_running_job_finish_before_the_process_exits() {
     let (db, pool) = TestDb::migrated().await;
     let vars = test_vars(&db);
-    let mut worker = KillOnDrop(spawn_worker_process(&vars));
+    let mut worker = spawn_worker(&vars, &[]);
     let mut conn = pool.acquire().await.unwrap();
     enqueue(
         &mut conn,
@@ -407,7 +388,6 @@ async fn sigterm_lets_a_running_job_finish_before_the_process_exits() {
     );
     let exit = tokio::task::spawn_blocking(move || {
         let status = worker.0.wait().unwrap();
-        std::mem::forget(worker);
         status
     })
     .await
@@ -421,6 +401,57 @@ async fn sigterm_lets_a_running_job_finish_before_the_process_exits() {
         .await
         .unwrap();
     assert_eq!(status, "Done");
+    pool.close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn ticks_missed_while_everything_was_down_run_once_not_once_per_missed_tick() {
+    use std::str::FromStr;
+    use tokio_util::sync::CancellationToken;
+    use workflows::jobs::schedule::{Scheduled, run};
+
+    let (db, pool) = TestDb::migrated().await;
+    // The schedule last ran two days ago: ~48 hourly ticks were missed.
+    sqlx::query("insert into cron_runs (schedule, tick, claimed_by) values ('prune-jobs', now() - interval '2 days', 'old')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Hourly: no new tick will fall inside this test.
+    let hourly = || cron::Schedule::from_str("0 0 * * * *").unwrap();
+    for process in ["a", "b"] {
+        // Two processes start one after the other; each runs its catch-up claim.
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(
+            pool.clone(),
+            Scheduled {
+                name: "prune-jobs",
+                schedule: hourly(),
+                make_job: |_| PruneJobs {},
+            },
+            process.to_owned(),
+            stop.clone(),
+        ));
+        wait_until("the catch-up claim", Duration::from_secs(10), || async {
+            let n: i64 = sqlx::query_scalar("select count(*) from cron_runs where schedule = 'prune-jobs'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (n == 2).then_some(())
+        })
+        .await;
+        stop.cancel();
+        task.await.unwrap();
+    }
+    let jobs: i64 = sqlx::query_scalar("select count(*) from apalis.jobs where job_type = $1")
+        .bind(PruneJobs::QUEUE)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs, 1,
+        "one catch-up run, whatever the number of missed ticks and processes"
+    );
     pool.close().await;
     db.drop_now().await;
 }

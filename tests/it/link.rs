@@ -6,32 +6,8 @@ use serde_json::{Value, json};
 
 use crate::support::{
     TestApp,
-    plaid::{link_new_item, pending_sync_jobs, post_webhook},
+    plaid::{exchange_public_token, link_new_item, pending_sync_jobs, post_webhook, request_link_token},
 };
-
-async fn link_token(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .post(format!("{}/api/plaid/link-token", app.public_url))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
-}
-
-async fn exchange(app: &TestApp, token: &str, public_token: &str) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .post(format!("{}/api/plaid/exchange-token", app.public_url))
-        .bearer_auth(token)
-        .json(&json!({ "public_token": public_token }))
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
-}
 
 async fn plaid_item_id(app: &TestApp, item_id: &str) -> i64 {
     sqlx::query_scalar("select id from plaid_items where item_id = $1")
@@ -114,15 +90,15 @@ async fn linking_stores_the_item_its_accounts_an_encrypted_token_and_queues_the_
 async fn the_same_public_token_exchanged_twice_never_creates_two_items() {
     let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
     let (_, token) = app.user_with_token("a@example.com").await;
-    let (_, link) = link_token(&app, &token, json!({})).await;
+    let (_, link) = request_link_token(&app, &token, json!({})).await;
     let completion = app
         .sim
         .complete_link(link["link_token"].as_str().unwrap())
         .unwrap();
 
     let (a, b) = tokio::join!(
-        exchange(&app, &token, &completion.public_token),
-        exchange(&app, &token, &completion.public_token)
+        exchange_public_token(&app, &token, &completion.public_token),
+        exchange_public_token(&app, &token, &completion.public_token)
     );
     let statuses = [a.0, b.0];
     assert!(statuses.contains(&StatusCode::CREATED), "{a:?} {b:?}");
@@ -163,14 +139,14 @@ async fn update_mode_replaces_the_secret_and_returns_a_needs_reauth_item_to_sync
     .unwrap();
     app.sim.reset_login(item_id).unwrap();
 
-    let (status, link) = link_token(&app, &token, json!({ "item_id": item_id })).await;
+    let (status, link) = request_link_token(&app, &token, json!({ "item_id": item_id })).await;
     assert_eq!(status, StatusCode::OK);
     let completion = app
         .sim
         .complete_link(link["link_token"].as_str().unwrap())
         .unwrap();
     assert!(completion.update_mode);
-    let (status, body) = exchange(&app, &token, &completion.public_token).await;
+    let (status, body) = exchange_public_token(&app, &token, &completion.public_token).await;
     assert_eq!(status, StatusCode::OK, "an item we already have: {body}");
     assert_eq!(body["item_id"], item_id);
 
@@ -215,19 +191,19 @@ async fn another_users_item_is_a_404_for_link_tokens_and_exchanges() {
         .await
         .unwrap();
 
-    let (status, body) = link_token(&app, &mallory, json!({ "item_id": item_id })).await;
+    let (status, body) = request_link_token(&app, &mallory, json!({ "item_id": item_id })).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
 
     // A public token for Alice's item (say, leaked) exchanged by Mallory: refused, nothing changes.
-    let (_, alice_link) = link_token(&app, &alice, json!({ "item_id": item_id })).await;
+    let (_, alice_link) = request_link_token(&app, &alice, json!({ "item_id": item_id })).await;
     let completion = app
         .sim
         .complete_link(alice_link["link_token"].as_str().unwrap())
         .unwrap();
-    let (status, _) = exchange(&app, &mallory, &completion.public_token).await;
+    let (status, _) = exchange_public_token(&app, &mallory, &completion.public_token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (owner_email, secret_after): (String, String) = sqlx::query_as(
         "select u.email, i.secret_ref from plaid_items i join users u on u.id = i.user_id where i.item_id = $1",
@@ -267,7 +243,7 @@ async fn plaid_errors_are_clear_answers_and_leave_nothing_behind() {
     let (_, token) = app.user_with_token("a@example.com").await;
 
     // An invalid public token.
-    let (status, body) = exchange(
+    let (status, body) = exchange_public_token(
         &app,
         &token,
         "public-sandbox-00000000-0000-0000-0000-000000000000",
@@ -279,7 +255,7 @@ async fn plaid_errors_are_clear_answers_and_leave_nothing_behind() {
     );
 
     // Plaid down during the exchange.
-    let (_, link) = link_token(&app, &token, json!({})).await;
+    let (_, link) = request_link_token(&app, &token, json!({})).await;
     let completion = app
         .sim
         .complete_link(link["link_token"].as_str().unwrap())
@@ -289,7 +265,7 @@ async fn plaid_errors_are_clear_answers_and_leave_nothing_behind() {
             Fault::new(FaultError::internal_server_error(), 1).on_endpoint("/item/public_token/exchange"),
         )
         .unwrap();
-    let (status, body) = exchange(&app, &token, &completion.public_token).await;
+    let (status, body) = exchange_public_token(&app, &token, &completion.public_token).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::BAD_GATEWAY, Some("plaid_unavailable"))
@@ -297,7 +273,7 @@ async fn plaid_errors_are_clear_answers_and_leave_nothing_behind() {
 
     // Plaid fails after the exchange (accounts): nothing stored, and the new item is removed at Plaid
     // so it is not billed while nobody holds its token.
-    let (_, link) = link_token(&app, &token, json!({})).await;
+    let (_, link) = request_link_token(&app, &token, json!({})).await;
     let completion = app
         .sim
         .complete_link(link["link_token"].as_str().unwrap())
@@ -305,7 +281,7 @@ async fn plaid_errors_are_clear_answers_and_leave_nothing_behind() {
     app.sim
         .inject_fault(Fault::new(FaultError::institution_down(), 1).on_endpoint("/accounts/get"))
         .unwrap();
-    let (status, _) = exchange(&app, &token, &completion.public_token).await;
+    let (status, _) = exchange_public_token(&app, &token, &completion.public_token).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(app.sim.call_count("/item/remove", Some(&completion.item_id)), 1);
 
@@ -360,13 +336,15 @@ async fn accounts_plaid_no_longer_lists_are_deactivated_on_relink_not_deleted() 
         .await
         .unwrap();
 
-    let (_, link) = link_token(&app, &token, json!({ "item_id": item_id })).await;
+    let (_, link) = request_link_token(&app, &token, json!({ "item_id": item_id })).await;
     let completion = app
         .sim
         .complete_link(link["link_token"].as_str().unwrap())
         .unwrap();
     assert_eq!(
-        exchange(&app, &token, &completion.public_token).await.0,
+        exchange_public_token(&app, &token, &completion.public_token)
+            .await
+            .0,
         StatusCode::OK
     );
 
@@ -394,7 +372,7 @@ async fn accounts_plaid_no_longer_lists_are_deactivated_on_relink_not_deleted() 
 async fn webhooks_stored_before_the_item_existed_are_absorbed_by_its_first_sync() {
     let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
     let (_, token) = app.user_with_token("a@example.com").await;
-    let (_, link) = link_token(&app, &token, json!({})).await;
+    let (_, link) = request_link_token(&app, &token, json!({})).await;
     let completion = app
         .sim
         .complete_link(link["link_token"].as_str().unwrap())
@@ -419,7 +397,9 @@ async fn webhooks_stored_before_the_item_existed_are_absorbed_by_its_first_sync(
     assert_eq!(unprocessed().await, 1);
 
     assert_eq!(
-        exchange(&app, &token, &completion.public_token).await.0,
+        exchange_public_token(&app, &token, &completion.public_token)
+            .await
+            .0,
         StatusCode::CREATED
     );
     assert_eq!(unprocessed().await, 0, "the first sync covers it");

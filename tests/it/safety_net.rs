@@ -1,9 +1,6 @@
 //! The safety net, its cron schedule across processes, and the disabled manual-sync endpoints.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -13,6 +10,7 @@ use crate::support::{
     app::{JOBS_SECRET, test_vars},
     oracle::assert_matches_truth,
     plaid::{drain_syncs, linked_item_with_history, pending_sync_jobs, seed_item, sync_now},
+    process::{KillOnDrop, spawn_worker},
     wait_until,
 };
 
@@ -94,23 +92,13 @@ async fn the_safety_net_picks_stuck_and_due_items_and_leaves_the_rest() {
     app.stop().await;
 }
 
-fn worker_process(vars: &std::collections::HashMap<String, String>) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
-        .args(["serve", "--role", "worker"])
-        .envs(vars)
-        .env("SAFETY_NET_CRON", "*/2 * * * * *")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn three_worker_processes_fire_each_cron_tick_exactly_once() {
     let (db, pool) = TestDb::migrated().await;
     let vars = test_vars(&db);
-    let mut workers: Vec<Child> = (0..3).map(|_| worker_process(&vars)).collect();
+    let workers: Vec<KillOnDrop> = (0..3)
+        .map(|_| spawn_worker(&vars, &[("SAFETY_NET_CRON", "*/2 * * * * *")]))
+        .collect();
     let ticks = wait_until("5 safety-net ticks", Duration::from_secs(40), || async {
         let n: i64 = sqlx::query_scalar("select count(*) from cron_runs where schedule = 'safety-net'")
             .fetch_one(&pool)
@@ -119,10 +107,7 @@ async fn three_worker_processes_fire_each_cron_tick_exactly_once() {
         (n >= 6).then_some(n)
     })
     .await;
-    for w in &mut workers {
-        let _ = w.kill();
-        let _ = w.wait();
-    }
+    drop(workers);
     let (runs, distinct_ticks, claimers): (i64, i64, i64) = sqlx::query_as(
         "select count(*), count(distinct tick), count(distinct split_part(claimed_by, '-', 3))
          from cron_runs where schedule = 'safety-net'",

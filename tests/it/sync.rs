@@ -5,7 +5,6 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use plaid_simulator::{Fault, FaultError, MutationFault, NewTransaction, PostPending, TransactionPatch};
 use reqwest::StatusCode;
-use serde_json::json;
 use workflows::{
     jobs::{enqueue, sync_item::SyncItem},
     sync::lease::{self, Acquire},
@@ -14,7 +13,10 @@ use workflows::{
 use crate::support::{
     TestApp,
     oracle::{assert_matches_truth, live_count},
-    plaid::{drain_syncs, item_status, link_new_item, linked_item_with_history, sync_now, sync_updates},
+    plaid::{
+        drain_syncs, item_status, link_new_item, linked_item_with_history, relink_in_update_mode, sync_now,
+        sync_updates,
+    },
     wait_until,
 };
 
@@ -453,30 +455,10 @@ async fn item_login_required_moves_to_needs_reauth_and_update_mode_brings_it_bac
     ));
 
     // The user goes through update mode.
-    let link: serde_json::Value = app
-        .http
-        .post(format!("{}/api/plaid/link-token", app.public_url))
-        .bearer_auth(&token)
-        .json(&json!({ "item_id": item_id }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let completion = app
-        .sim
-        .complete_link(link["link_token"].as_str().unwrap())
-        .unwrap();
-    let response = app
-        .http
-        .post(format!("{}/api/plaid/exchange-token", app.public_url))
-        .bearer_auth(&token)
-        .json(&json!({ "public_token": completion.public_token }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        relink_in_update_mode(&app, &token, &item_id).await,
+        StatusCode::OK
+    );
     drain_syncs(&app).await;
     assert_eq!(item_status(&app, id).await, ("active".to_owned(), None));
     assert_matches_truth(&app, &item_id).await;

@@ -1,9 +1,6 @@
 //! A worker process SIGKILLed mid-sync; another process finishes the job.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use plaid_simulator::{HistorySpec, Latency, ReadyState};
 
@@ -11,28 +8,12 @@ use crate::support::{
     TestApp,
     oracle::assert_matches_truth,
     plaid::{item_status, link_new_item},
+    process::{KillOnDrop, spawn_worker},
     wait_until,
 };
 
-struct KillOnDrop(Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn worker(app: &TestApp) -> KillOnDrop {
-    KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
-            .args(["serve", "--role", "worker"])
-            .envs(app.vars.iter())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    spawn_worker(&app.vars, &[])
 }
 
 #[tokio::test]
@@ -90,7 +71,7 @@ async fn a_worker_sigkilled_mid_sync_leaves_nothing_half_done_and_another_worker
     let _second = worker(&app);
     wait_until(
         "another worker to finish the sync",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         || async { (item_status(&app, id).await.0 == "active").then_some(()) },
     )
     .await;

@@ -9,6 +9,7 @@ use crate::{
         EnqueueError,
         sync_item::{ItemRef, SyncRequest, request_sync},
     },
+    monitoring::rollup,
 };
 
 /// What happened to a webhook.
@@ -69,6 +70,13 @@ pub async fn ingest(pool: &PgPool, body: &Value) -> Result<Ingested, IngestError
     {
         webhook_events::mark_processed(&mut tx, stored.id).await?;
     }
+    // Last, so the rollup row is locked only for the commit.
+    let kind = if stored.inserted {
+        rollup::WEBHOOK
+    } else {
+        rollup::WEBHOOK_DUPLICATE
+    };
+    rollup::bump(&mut tx, kind).await?;
     tx.commit().await?;
     Ok(Ingested {
         event_id: stored.id,

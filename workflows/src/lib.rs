@@ -17,6 +17,8 @@ pub mod ingest;
 pub mod jobs;
 pub mod lifecycle;
 pub mod link;
+pub mod metrics;
+pub mod monitoring;
 pub mod ops;
 pub mod plaid;
 pub mod redact;

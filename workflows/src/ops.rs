@@ -61,6 +61,27 @@ pub async fn sync_item(pool: &PgPool, item_id: &str) -> Result<u64, OpsError> {
     }
 }
 
+/// The operator's "sync now" (`POST /api/admin/items/{item_id}/sync`): what
+/// [`sync_item`] does, answering what happened and the item's pending job id.
+pub async fn sync_item_now(pool: &PgPool, item_id: &str) -> Result<(SyncRequest, Option<String>), OpsError> {
+    let mut tx = pool.begin().await?;
+    let request = request_sync(&mut tx, ItemRef::PlaidId(item_id)).await?;
+    let job_id = match request {
+        SyncRequest::Enqueued { plaid_item_id } | SyncRequest::AlreadyQueued { plaid_item_id } => {
+            sqlx::query_scalar("select task_id from sync_pending where plaid_item_id = $1")
+                .bind(plaid_item_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        SyncRequest::UnknownItem | SyncRequest::AwaitingReauth { .. } => None,
+    };
+    tx.commit().await?;
+    match request {
+        SyncRequest::UnknownItem => Err(OpsError::UnknownItem(item_id.to_owned())),
+        other => Ok((other, job_id)),
+    }
+}
+
 /// Runs the safety net now; returns the sync jobs it enqueued.
 pub async fn safety_net(pool: &PgPool, stale_after: std::time::Duration) -> Result<u64, OpsError> {
     Ok(crate::safety_net::run_once(pool, stale_after).await?.enqueued)

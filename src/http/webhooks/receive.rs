@@ -8,7 +8,10 @@ use axum::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use workflows::ingest::{self, IngestError};
+use workflows::{
+    ingest::{self, IngestError},
+    metrics,
+};
 
 use super::verify::{self, Rejection};
 use crate::{
@@ -46,8 +49,33 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<Accepted>> {
+    let started = std::time::Instant::now();
+    let result = handle(&state, &headers, body).await;
+    match &result {
+        Ok(Json(answer)) => metrics::webhook_stored(answer.status == "duplicate", started.elapsed()),
+        Err((_, reason)) => metrics::webhook_rejected(reason, started.elapsed()),
+    }
+    result.map_err(|(error, _)| error)
+}
+
+/// The reason label of a refusal that is not a signature rejection: its error code.
+fn refused(error: AppError) -> (AppError, &'static str) {
+    let reason = match &error {
+        AppError::Status { code, .. } => code,
+        AppError::DatabaseUnavailable(_) => "database_unavailable",
+        _ => "internal_error",
+    };
+    (error, reason)
+}
+
+/// [`receive`], answering a refusal with its metrics reason.
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Accepted>, (AppError, &'static str)> {
     let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        refused(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::status(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -59,26 +87,26 @@ pub async fn receive(
                 "unreadable_body",
                 "the request body could not be read",
             )
-        }
+        })
     })?;
 
     if let Err(rejection) = verify::verify(&state, &state.webhook_keys, &headers, &body).await {
         tracing::warn!(reason = rejection.reason(), "webhook rejected");
-        return Err(rejection_error(rejection));
+        return Err((rejection_error(rejection), rejection.reason()));
     }
 
     let parsed: serde_json::Value = serde_json::from_slice(&body)
         .ok()
         .filter(serde_json::Value::is_object)
         .ok_or_else(|| {
-            AppError::status(
+            refused(AppError::status(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 "the webhook body is not a JSON object",
-            )
+            ))
         })?;
 
-    match ingest::ingest(&state.pool, &parsed).await {
+    let answer: AppResult<Json<Accepted>> = match ingest::ingest(&state.pool, &parsed).await {
         Ok(done) => {
             tracing::info!(
                 event_id = done.event_id,
@@ -112,7 +140,8 @@ pub async fn receive(
                 Err(AppError::Internal(e.into()))
             }
         }
-    }
+    };
+    answer.map_err(refused)
 }
 
 fn rejection_error(rejection: Rejection) -> AppError {

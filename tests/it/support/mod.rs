@@ -5,6 +5,7 @@ pub mod db;
 pub mod lifecycle;
 pub mod oracle;
 pub mod plaid;
+pub mod process;
 pub mod wait;
 
 pub use app::TestApp;

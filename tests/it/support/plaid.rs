@@ -6,34 +6,56 @@ use serde_json::{Value, json};
 
 use super::TestApp;
 
-/// Links a new item for the holder of `token` through the app's Link endpoints
-/// and the simulator's simulated Link; returns the exchange answer.
-pub async fn link_new_item(app: &TestApp, token: &str) -> Value {
-    let link: Value = app
+/// `POST /api/plaid/link-token` as the holder of `token`.
+pub async fn request_link_token(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    let response = app
         .http
         .post(format!("{}/api/plaid/link-token", app.public_url))
         .bearer_auth(token)
-        .json(&json!({}))
+        .json(&body)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    let completion = app
-        .sim
-        .complete_link(link["link_token"].as_str().unwrap())
-        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+/// `POST /api/plaid/exchange-token` as the holder of `token`.
+pub async fn exchange_public_token(app: &TestApp, token: &str, public_token: &str) -> (StatusCode, Value) {
     let response = app
         .http
         .post(format!("{}/api/plaid/exchange-token", app.public_url))
         .bearer_auth(token)
-        .json(&json!({ "public_token": completion.public_token }))
+        .json(&json!({ "public_token": public_token }))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json().await.unwrap()
+    (response.status(), response.json().await.unwrap())
+}
+
+/// Links a new item for the holder of `token` through the app's Link endpoints
+/// and the simulator's simulated Link; returns the exchange answer.
+pub async fn link_new_item(app: &TestApp, token: &str) -> Value {
+    let (_, link) = request_link_token(app, token, json!({})).await;
+    let completion = app
+        .sim
+        .complete_link(link["link_token"].as_str().unwrap())
+        .unwrap();
+    let (status, body) = exchange_public_token(app, token, &completion.public_token).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+/// The user goes through Link in update mode for `item_id`; returns the exchange's status.
+pub async fn relink_in_update_mode(app: &TestApp, token: &str, item_id: &str) -> StatusCode {
+    let (_, link) = request_link_token(app, token, json!({ "item_id": item_id })).await;
+    let completion = app
+        .sim
+        .complete_link(link["link_token"].as_str().unwrap())
+        .unwrap();
+    assert!(completion.update_mode);
+    exchange_public_token(app, token, &completion.public_token)
+        .await
+        .0
 }
 
 /// Creates an item in the simulator and in the database (as if linked), without Link.
@@ -192,11 +214,12 @@ pub async fn settle(app: &TestApp, plaid_item_id: i64) {
             .fetch_all(&app.pool)
             .await
             .unwrap();
-            let guard: Vec<String> = sqlx::query_scalar("select task_id from sync_pending where plaid_item_id = $1")
-                .bind(plaid_item_id)
-                .fetch_all(&app.pool)
-                .await
-                .unwrap();
+            let guard: Vec<String> =
+                sqlx::query_scalar("select task_id from sync_pending where plaid_item_id = $1")
+                    .bind(plaid_item_id)
+                    .fetch_all(&app.pool)
+                    .await
+                    .unwrap();
             panic!(
                 "item {plaid_item_id} did not settle in {deadline:?}: item {item:?}, open jobs {jobs:?}, \
                  guard {guard:?}, now {}",

@@ -73,6 +73,12 @@ pub async fn run_once(pool: &PgPool, retention: Duration) -> Result<PruneReport,
 /// The job handler.
 pub async fn handle(_job: PruneJobs, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
     let report = run_once(&ctx.pool, ctx.job_retention).await?;
-    tracing::info!(jobs = report.jobs, workers = report.workers, "pruned job table");
+    let rollup = crate::monitoring::rollup::prune(&ctx.pool).await?;
+    tracing::info!(
+        jobs = report.jobs,
+        workers = report.workers,
+        rollup,
+        "pruned job table and rollup"
+    );
     Ok(())
 }

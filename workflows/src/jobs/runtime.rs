@@ -98,6 +98,11 @@ pub fn spawn(
         super::legacy_backfill::handle
     );
 
+    set.spawn(crate::monitoring::sampler::run(
+        ctx.pool.clone(),
+        shutdown.clone(),
+    ));
+
     let by = unique_worker_name("scheduler");
     set.spawn(schedule::run(
         ctx.pool.clone(),

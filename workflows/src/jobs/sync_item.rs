@@ -178,7 +178,7 @@ pub async fn handle(
     ctx: apalis::prelude::Data<super::JobContext>,
 ) -> Result<(), apalis::prelude::BoxDynError> {
     let started = std::time::Instant::now();
-    let outcome = crate::sync::run(
+    let result = crate::sync::run(
         &ctx.pool,
         &ctx.plaid,
         &ctx.secrets,
@@ -187,7 +187,10 @@ pub async fn handle(
         &task_id.to_string(),
         worker.name(),
     )
-    .await?;
+    .await;
+    crate::metrics::sync_finished(&result, started.elapsed());
+    record_outcome(&ctx.pool, crate::metrics::sync_outcome_label(&result)).await;
+    let outcome = result?;
     tracing::info!(
         plaid_item_id = job.plaid_item_id,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -195,6 +198,20 @@ pub async fn handle(
         "sync run finished"
     );
     Ok(())
+}
+
+/// Counts the run in the dashboard's rollup (`sync_<outcome>`). Its own
+/// statement after the run's transactions: a lost increment costs a chart
+/// point, never a sync.
+async fn record_outcome(pool: &sqlx::PgPool, label: &str) {
+    let kind = format!("sync_{label}");
+    let recorded = match pool.acquire().await {
+        Ok(mut conn) => crate::monitoring::rollup::bump(&mut conn, &kind).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, kind, "could not count a sync run in the rollup");
+    }
 }
 
 /// Requests syncs of many items at once (set-based: one guard insert and one

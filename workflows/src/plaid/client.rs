@@ -207,6 +207,7 @@ impl PlaidClient {
             let result: Result<Resp, PlaidError> = self.send(endpoint, request).await;
             let span = tracing::Span::current();
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            crate::metrics::plaid_call(endpoint, metrics_code(&result), started.elapsed());
             match &result {
                 Ok(response) => {
                     span.record("request_id", response.request_id());
@@ -273,5 +274,17 @@ impl PlaidClient {
                 error,
             ))))
         }
+    }
+}
+
+/// The `error_code` label of a call: Plaid's code, ours for failures without one, or `ok`.
+fn metrics_code<T>(result: &Result<T, PlaidError>) -> &str {
+    match result {
+        Ok(_) => "ok",
+        Err(PlaidError::Api(api)) => api.error_code.as_str(),
+        Err(PlaidError::Timeout { .. }) => "timeout",
+        Err(PlaidError::Transport { .. }) => "transport_error",
+        Err(PlaidError::Decode { .. }) => "bad_response",
+        Err(_) => "client_error",
     }
 }

@@ -27,6 +27,12 @@ pub struct Fetched {
     pub pages: u32,
     /// Entries staged (added + modified + removed).
     pub staged: u64,
+    /// Plaid's `added` entries over all pages (for metrics).
+    pub added: u64,
+    /// Plaid's `modified` entries over all pages.
+    pub modified: u64,
+    /// Plaid's `removed` entries over all pages.
+    pub removed: u64,
     /// Plaid said the item's transactions are not ready yet.
     pub not_ready: bool,
 }
@@ -35,7 +41,10 @@ pub struct Fetched {
 /// lost their lease. Only called right after taking the lease, when no other
 /// run can be staging for this item.
 pub async fn clear_item_staging(pool: &PgPool, plaid_item_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sync_staging where plaid_item_id = $1").bind(plaid_item_id).execute(pool).await?;
+    sqlx::query("delete from sync_staging where plaid_item_id = $1")
+        .bind(plaid_item_id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -43,7 +52,10 @@ pub async fn clear_item_staging(pool: &PgPool, plaid_item_id: i64) -> Result<(),
 /// item's other rows: a run that lost its lease must not touch the staging
 /// of the run that took it over.
 pub async fn clear_run_staging(pool: &PgPool, run_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sync_staging where run_id = $1").bind(run_id).execute(pool).await?;
+    sqlx::query("delete from sync_staging where run_id = $1")
+        .bind(run_id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -63,6 +75,9 @@ pub async fn fetch_update(
         balances: HashMap::new(),
         pages: 0,
         staged: 0,
+        added: 0,
+        modified: 0,
+        removed: 0,
         not_ready: false,
     };
     loop {
@@ -79,6 +94,9 @@ pub async fn fetch_update(
             fetched.not_ready = true;
             return Ok(fetched);
         }
+        fetched.added += page.added.len() as u64;
+        fetched.modified += page.modified.len() as u64;
+        fetched.removed += page.removed.len() as u64;
         fetched.staged += stage_page(
             pool,
             lease,

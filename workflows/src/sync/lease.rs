@@ -170,11 +170,16 @@ impl LeaseKeeper {
                 match renew(&pool, &lease, lease_for).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!(plaid_item_id = lease.plaid_item_id, "sync lease lost; this run will apply nothing");
+                        tracing::warn!(
+                            plaid_item_id = lease.plaid_item_id,
+                            "sync lease lost; this run will apply nothing"
+                        );
                         return;
                     }
                     // A passing database error: try again at the next tick.
-                    Err(e) => tracing::warn!(plaid_item_id = lease.plaid_item_id, error = %e, "could not renew the sync lease"),
+                    Err(e) => {
+                        tracing::warn!(plaid_item_id = lease.plaid_item_id, error = %e, "could not renew the sync lease")
+                    }
                 }
             }
         }))

@@ -28,6 +28,12 @@ pub enum SyncOutcome {
         tombstoned: u64,
         /// Restarts after mutation during pagination.
         restarts: u32,
+        /// Plaid's `added` entries in the applied update.
+        added: u64,
+        /// Plaid's `modified` entries in the applied update.
+        modified: u64,
+        /// Plaid's `removed` entries in the applied update.
+        removed: u64,
     },
     /// Transactions not ready yet (fresh item).
     NotReady,
@@ -73,7 +79,11 @@ pub async fn run(
         Acquire::Skip { reason } => return Ok(SyncOutcome::Skipped(reason)),
     };
     let keeper = lease::LeaseKeeper::start(pool.clone(), lease.clone(), settings.lease);
-    let result = tokio::time::timeout(settings.run_timeout, run_leased(pool, plaid, secrets, settings, &lease)).await;
+    let result = tokio::time::timeout(
+        settings.run_timeout,
+        run_leased(pool, plaid, secrets, settings, &lease),
+    )
+    .await;
     drop(keeper);
     match result {
         Ok(Ok(outcome)) => Ok(outcome),
@@ -160,6 +170,9 @@ async fn run_leased(
         upserted: applied.upserted,
         tombstoned: applied.tombstoned,
         restarts,
+        added: fetched.added,
+        modified: fetched.modified,
+        removed: fetched.removed,
     })
 }
 
