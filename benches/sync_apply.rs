@@ -51,7 +51,7 @@
 //!   lifted (`SyncLimits::new(1_000_000, 1_000_000)`): the engine's own speed,
 //!   at 20,000 and 100,000.
 //!
-//! Run: `cargo bench --bench sync_apply` (about 2.5 minutes; cargo builds the
+//! Run: `cargo bench --bench sync_apply` (about 2 minutes; cargo builds the
 //! release `plaid-sync` binary for it).
 
 mod support;
@@ -91,7 +91,10 @@ use workflows::{
         enqueue,
         sync_item::{ItemRef, request_sync},
     },
-    plaid::{PlaidClient, PlaidConfig, types::SandboxPublicTokenCreateRequest},
+    plaid::{
+        PlaidClient, PlaidConfig,
+        types::{SandboxPublicTokenCreateRequest, TransactionsSyncResponse},
+    },
     secrets::{SecretStore, SecretsKey},
     sync::{SyncLimits, SyncSettings, fetch::PAGE_SIZE},
 };
@@ -149,7 +152,11 @@ impl SyncFigures {
         println!(
             "    {} rows stored ({}); pickup {:.2} s, fetch + stage {:.2} s, apply {:.2} s; logged elapsed_ms {}",
             self.stored,
-            if self.stored == n as i64 { "all" } else { "MISSING ROWS" },
+            if self.stored == n as i64 {
+                "all"
+            } else {
+                "MISSING ROWS"
+            },
             self.pickup,
             self.fetch,
             self.apply,
@@ -184,6 +191,15 @@ struct CaseResult {
     copy: Duration,
     copy_bytes: usize,
     simulator_alone: (Duration, usize, f64, f64),
+    client_cpu: ClientCpu,
+}
+
+/// CPU the worker spends per page outside PostgreSQL, timed alone in this
+/// process on the recorded pages: parsing a page into
+/// `TransactionsSyncResponse`, and writing the staging document it binds.
+struct ClientCpu {
+    parse_ms: f64,
+    document_ms: f64,
 }
 
 impl CaseResult {
@@ -207,6 +223,14 @@ impl CaseResult {
         );
         self.replayed
             .print("sync of recorded pages (replay)", self.n, copy_rate);
+        let pages = self.simulator_alone.1 as f64;
+        println!(
+            "    per page: fetch + stage {:.1} ms = worker CPU outside PostgreSQL (timed alone: parse {:.1} ms, \
+             staging JSON {:.1} ms) + HTTP + the staging INSERT",
+            1000.0 * self.replayed.fetch / pages,
+            self.client_cpu.parse_ms,
+            self.client_cpu.document_ms
+        );
     }
 }
 
@@ -344,6 +368,7 @@ async fn measure_case(
         recorded.first_ms,
         recorded.last_ms,
     );
+    let client_cpu = time_client_cpu(&recorded.pages)?;
 
     // The same history again, replayed.
     let replay = start_replay(recorded.pages).await?;
@@ -365,12 +390,44 @@ async fn measure_case(
         copy,
         copy_bytes,
         simulator_alone,
+        client_cpu,
+    })
+}
+
+/// Times, per page, what `sync::fetch` does with a page besides I/O: parse it,
+/// and serialise the `{"a": [...], "m": [...], "r": [...]}` document it binds
+/// for the staging `INSERT`.
+fn time_client_cpu(pages: &HashMap<String, Bytes>) -> anyhow::Result<ClientCpu> {
+    let (mut parse, mut document) = (Duration::ZERO, Duration::ZERO);
+    for body in pages.values() {
+        let started = Instant::now();
+        let page: TransactionsSyncResponse = serde_json::from_slice(body)?;
+        parse += started.elapsed();
+        let started = Instant::now();
+        let doc = json!({
+            "a": page.added.iter().map(|t| &t.raw).collect::<Vec<&Value>>(),
+            "m": page.modified.iter().map(|t| &t.raw).collect::<Vec<&Value>>(),
+            "r": page.removed.iter().map(|r| json!({"transaction_id": r.transaction_id, "account_id": r.account_id})).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_vec(&doc)?;
+        document += started.elapsed();
+        anyhow::ensure!(!text.is_empty(), "empty staging document");
+    }
+    let per_page = |d: Duration| 1000.0 * d.as_secs_f64() / pages.len().max(1) as f64;
+    Ok(ClientCpu {
+        parse_ms: per_page(parse),
+        document_ms: per_page(document),
     })
 }
 
 /// Starts the worker process against `plaid_url`, its stderr scanned for
 /// `sync run finished`.
-fn spawn_worker(worker: Worker, db: &BenchDb, plaid_url: &str, key: &SecretsKey) -> anyhow::Result<WorkerProcess> {
+fn spawn_worker(
+    worker: Worker,
+    db: &BenchDb,
+    plaid_url: &str,
+    key: &SecretsKey,
+) -> anyhow::Result<WorkerProcess> {
     let defaults = SimulatorConfig::default();
     let mut command = match worker {
         Worker::Shipped => {
@@ -399,10 +456,7 @@ fn spawn_worker(worker: Worker, db: &BenchDb, plaid_url: &str, key: &SecretsKey)
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = command.spawn()?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
     let (tx, rx) = oneshot::channel();
     tokio::spawn(scan_log(BufReader::new(stderr), tx));
     Ok(WorkerProcess {
@@ -460,7 +514,13 @@ fn vm_hwm_kb(process: &WorkerProcess) -> anyhow::Result<u64> {
 }
 
 /// Polls `query` (a scalar boolean of `$1`) every 20 ms until true, or fails after `timeout`.
-async fn poll_until(pool: &PgPool, query: &str, bind: &str, timeout: Duration, what: &str) -> anyhow::Result<()> {
+async fn poll_until(
+    pool: &PgPool,
+    query: &str,
+    bind: &str,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
@@ -520,7 +580,12 @@ async fn start_clock(pool: &PgPool) -> anyhow::Result<Start> {
 /// Creates an item with `n` transactions, ready, in the simulator, and links
 /// it (which enqueues its first sync). Returns `plaid_items.id` and when the
 /// link started.
-async fn link_item(pool: &PgPool, sim: &SimulatorHandle, key: &SecretsKey, n: usize) -> anyhow::Result<(i64, Start)> {
+async fn link_item(
+    pool: &PgPool,
+    sim: &SimulatorHandle,
+    key: &SecretsKey,
+    n: usize,
+) -> anyhow::Result<(i64, Start)> {
     let defaults = SimulatorConfig::default();
     let plaid = PlaidClient::new(&PlaidConfig::new(
         sim.base_url(),
@@ -664,7 +729,10 @@ async fn copy_baseline(pool: &PgPool, expected: i64) -> anyhow::Result<(Duration
     }
     let rows = copy.finish().await?;
     let elapsed = started.elapsed();
-    anyhow::ensure!(rows as i64 == expected, "COPY loaded {rows} rows, expected {expected}");
+    anyhow::ensure!(
+        rows as i64 == expected,
+        "COPY loaded {rows} rows, expected {expected}"
+    );
     Ok((elapsed, data.len()))
 }
 

@@ -386,12 +386,9 @@ async fn sigterm_lets_a_running_job_finish_before_the_process_exits() {
             .unwrap()
             .success()
     );
-    let exit = tokio::task::spawn_blocking(move || {
-        let status = worker.0.wait().unwrap();
-        status
-    })
-    .await
-    .unwrap();
+    let exit = tokio::task::spawn_blocking(move || worker.0.wait().unwrap())
+        .await
+        .unwrap();
     assert!(exit.success(), "serve exits cleanly on SIGTERM: {exit:?}");
     // The job ran to completion in the stopping process, and was acknowledged.
     assert_eq!(finished_runs(&pool, "graceful").await, 1);

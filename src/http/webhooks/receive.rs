@@ -90,7 +90,7 @@ async fn handle(
         })
     })?;
 
-    if let Err(rejection) = verify::verify(&state, &state.webhook_keys, &headers, &body).await {
+    if let Err(rejection) = verify::verify(state, &state.webhook_keys, headers, &body).await {
         tracing::warn!(reason = rejection.reason(), "webhook rejected");
         return Err((rejection_error(rejection), rejection.reason()));
     }

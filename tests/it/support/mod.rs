@@ -1,6 +1,7 @@
 //! Test harness: real PostgreSQL databases, the app on port 0, helpers.
 
 pub mod app;
+pub mod browser;
 pub mod db;
 pub mod lifecycle;
 pub mod oracle;

@@ -38,28 +38,37 @@ pub struct AttentionItem {
     pub pending_job_id: Option<String>,
 }
 
+macro_rules! columns {
+    () => {
+        "i.id, i.item_id, i.user_id, i.institution_id, i.sync_status, i.lifecycle,
+         i.last_error_code, i.last_sync_error, i.last_synced_at, i.next_retry_at"
+    };
+}
+
+/// [`list`] (`$1`: items per reason): three ordered probes of
+/// `plaid_items_failed_since`, `plaid_items_reauth_queue` and `plaid_items_cleanup_due`.
+pub const LIST_SQL: &str = concat!(
+    "select a.*, p.task_id as pending_job_id from (
+         (select 'needs_reauth' as reason, i.reauth_needed_at as since, ",
+    columns!(),
+    " from plaid_items i where i.sync_status = 'needs_reauth' and i.lifecycle = 'active'
+          order by i.reauth_needed_at limit $1)
+         union all
+         (select 'failed', i.sync_status_changed_at, ",
+    columns!(),
+    " from plaid_items i where i.sync_status = 'failed' and i.lifecycle = 'active'
+          order by i.sync_status_changed_at limit $1)
+         union all
+         (select 'pending_cleanup', i.cleanup_due_at, ",
+    columns!(),
+    " from plaid_items i where i.lifecycle = 'pending_cleanup'
+          order by i.cleanup_due_at limit $1)
+     ) a left join sync_pending p on p.plaid_item_id = a.id
+     order by case a.reason when 'failed' then 0 when 'needs_reauth' then 1 else 2 end,
+              a.since nulls first, a.id"
+);
+
 /// Up to `limit` items of each reason.
 pub async fn list(conn: &mut PgConnection, limit: i64) -> Result<Vec<AttentionItem>, sqlx::Error> {
-    const COLUMNS: &str = "i.id, i.item_id, i.user_id, i.institution_id, i.sync_status, i.lifecycle,
-        i.last_error_code, i.last_sync_error, i.last_synced_at, i.next_retry_at";
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select a.*, p.task_id as pending_job_id from (
-             (select 'needs_reauth' as reason, i.reauth_needed_at as since, {COLUMNS}
-              from plaid_items i where i.sync_status = 'needs_reauth' and i.lifecycle = 'active'
-              order by i.reauth_needed_at limit $1)
-             union all
-             (select 'failed', i.sync_status_changed_at, {COLUMNS}
-              from plaid_items i where i.sync_status = 'failed' and i.lifecycle = 'active'
-              order by i.sync_status_changed_at limit $1)
-             union all
-             (select 'pending_cleanup', i.cleanup_due_at, {COLUMNS}
-              from plaid_items i where i.lifecycle = 'pending_cleanup'
-              order by i.cleanup_due_at limit $1)
-         ) a left join sync_pending p on p.plaid_item_id = a.id
-         order by case a.reason when 'failed' then 0 when 'needs_reauth' then 1 else 2 end,
-                  a.since nulls first, a.id"
-    )))
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(LIST_SQL).bind(limit).fetch_all(conn).await
 }

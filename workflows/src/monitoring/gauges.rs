@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use sqlx::PgConnection;
 
-use super::status::LAG_POPULATION;
+use super::status::lag_predicate;
 
 /// Every `plaid_items.lifecycle` value (zero-filled in the output).
 pub const LIFECYCLES: &[&str] = &["active", "pending_cleanup", "removed"];
@@ -31,6 +31,24 @@ pub struct QueueFigures {
     pub oldest_pending_seconds: f64,
 }
 
+/// [`queue_figures`]: one scan of the partial index `plaid_sync_jobs_open`.
+pub const QUEUES_SQL: &str = "select job_type,
+        count(*) filter (where status in ('Pending', 'Queued') and run_at <= now()) as depth,
+        count(*) filter (where status in ('Pending', 'Queued') and run_at > now()) as scheduled,
+        count(*) filter (where status = 'Running') as running,
+        count(*) filter (where status = 'Failed') as failed,
+        count(*) filter (where status = 'Killed') as killed,
+        extract(epoch from now() - min(run_at) filter (
+            where status in ('Pending', 'Queued') and run_at <= now()))::float8 as oldest
+     from apalis.jobs where status <> 'Done'
+     group by job_type";
+
+/// [`lag_max_seconds`]: one probe of `plaid_items_sync_lag`.
+pub const LAG_MAX_SQL: &str = concat!(
+    "select extract(epoch from now() - min(coalesce(last_synced_at, created_at)))::float8 from plaid_items where ",
+    lag_predicate!()
+);
+
 /// Figures per queue: `queues` are always present (zero-filled); other job
 /// types found in `apalis.jobs` are added. One scan of the partial index
 /// `plaid_sync_jobs_open` (rows not `Done`).
@@ -38,34 +56,31 @@ pub async fn queue_figures(
     conn: &mut PgConnection,
     queues: &[&str],
 ) -> Result<BTreeMap<String, QueueFigures>, sqlx::Error> {
-    let rows: Vec<(String, i64, i64, i64, i64, i64, Option<f64>)> = sqlx::query_as(
-        "select job_type,
-                count(*) filter (where status in ('Pending', 'Queued') and run_at <= now()),
-                count(*) filter (where status in ('Pending', 'Queued') and run_at > now()),
-                count(*) filter (where status = 'Running'),
-                count(*) filter (where status = 'Failed'),
-                count(*) filter (where status = 'Killed'),
-                extract(epoch from now() - min(run_at) filter (
-                    where status in ('Pending', 'Queued') and run_at <= now()))::float8
-         from apalis.jobs where status <> 'Done'
-         group by job_type",
-    )
-    .fetch_all(conn)
-    .await?;
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        job_type: String,
+        depth: i64,
+        scheduled: i64,
+        running: i64,
+        failed: i64,
+        killed: i64,
+        oldest: Option<f64>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(QUEUES_SQL).fetch_all(conn).await?;
     let mut figures: BTreeMap<String, QueueFigures> = queues
         .iter()
         .map(|q| (q.to_string(), QueueFigures::default()))
         .collect();
-    for (queue, depth, scheduled, running, failed, killed, oldest) in rows {
+    for row in rows {
         figures.insert(
-            queue,
+            row.job_type,
             QueueFigures {
-                depth,
-                scheduled,
-                running,
-                failed,
-                killed,
-                oldest_pending_seconds: oldest.unwrap_or(0.0).max(0.0),
+                depth: row.depth,
+                scheduled: row.scheduled,
+                running: row.running,
+                failed: row.failed,
+                killed: row.killed,
+                oldest_pending_seconds: row.oldest.unwrap_or(0.0).max(0.0),
             },
         );
     }
@@ -74,12 +89,7 @@ pub async fn queue_figures(
 
 /// The largest sync lag of fresh-expected items (one probe of `plaid_items_sync_lag`), 0 without items.
 pub async fn lag_max_seconds(conn: &mut PgConnection) -> Result<f64, sqlx::Error> {
-    let lag: Option<f64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "select extract(epoch from now() - min(coalesce(last_synced_at, created_at)))::float8
-         from plaid_items where {LAG_POPULATION}"
-    )))
-    .fetch_one(conn)
-    .await?;
+    let lag: Option<f64> = sqlx::query_scalar(LAG_MAX_SQL).fetch_one(conn).await?;
     Ok(lag.unwrap_or(0.0).max(0.0))
 }
 
@@ -131,7 +141,9 @@ pub async fn render(conn: &mut PgConnection, queues: &[&str]) -> Result<String, 
     );
     let _ = writeln!(out, "plaid_sync_sync_lag_max_seconds {lag}");
 
-    let per_queue: [(&str, &str, fn(&QueueFigures) -> f64); 6] = [
+    /// A per-queue gauge: name, help, value.
+    type Column = (&'static str, &'static str, fn(&QueueFigures) -> f64);
+    let per_queue: [Column; 6] = [
         (
             "plaid_sync_queue_depth",
             "Jobs due now and not started (Pending or Queued), per queue.",

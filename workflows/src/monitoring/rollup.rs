@@ -114,13 +114,17 @@ pub async fn series(conn: &mut PgConnection, minutes: i64, step_minutes: i64) ->
         .await?;
     // The last bucket ends with the current minute.
     let start = now_minute - ChronoDuration::minutes(buckets as i64 * step - 1);
-    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
-        "select minute, kind, sum(value)::bigint from metrics_minutely
+    // Bucketed in the database: at most buckets x kinds rows come back.
+    let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "select (extract(epoch from minute - $1)::bigint / 60) / $3 as bucket, kind,
+                sum(value)::bigint, max(value)
+         from metrics_minutely
          where minute >= $1 and minute <= $2
-         group by minute, kind",
+         group by 1, 2",
     )
     .bind(start)
     .bind(now_minute)
+    .bind(step)
     .fetch_all(conn)
     .await?;
     let mut counters: BTreeMap<String, Vec<i64>> = COUNTERS
@@ -131,16 +135,14 @@ pub async fn series(conn: &mut PgConnection, minutes: i64, step_minutes: i64) ->
         .iter()
         .map(|k| (k.to_string(), vec![None; buckets]))
         .collect();
-    for (minute, kind, value) in rows {
-        let index = ((minute - start).num_minutes() / step) as usize;
-        if index >= buckets {
+    for (bucket, kind, total, top) in rows {
+        let Some(index) = usize::try_from(bucket).ok().filter(|i| *i < buckets) else {
             continue;
-        }
+        };
         if GAUGES.contains(&kind.as_str()) {
-            let slot = &mut gauges.entry(kind).or_insert_with(|| vec![None; buckets])[index];
-            *slot = Some(slot.map_or(value, |v| v.max(value)));
+            gauges.entry(kind).or_insert_with(|| vec![None; buckets])[index] = Some(top);
         } else {
-            counters.entry(kind).or_insert_with(|| vec![0; buckets])[index] += value;
+            counters.entry(kind).or_insert_with(|| vec![0; buckets])[index] = total;
         }
     }
     Ok(Series {

@@ -20,7 +20,8 @@ pub async fn sample_once(pool: &PgPool) -> Result<bool, sqlx::Error> {
         return Ok(false);
     }
     // The threshold part of the figure is not used here.
-    let lag = status::sync_lag(&mut conn, Duration::ZERO).await?;
+    let items = status::lag_population(&mut conn).await?;
+    let lag = status::sync_lag(&mut conn, items, Duration::ZERO).await?;
     let (Some(max), Some(p95)) = (lag.max_seconds, lag.p95_seconds) else {
         return Ok(false);
     };

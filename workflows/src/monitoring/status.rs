@@ -161,7 +161,11 @@ pub async fn checklist(conn: &mut PgConnection, stale_after: Duration) -> Result
     let not_removed = count(None, None) - removed;
     let not_removed_with = |status| count(None, Some(status)) - count(Some("removed"), Some(status));
 
-    let sync_lag = sync_lag(conn, stale_after).await?;
+    let fresh_expected = ["active", "sync_needed", "syncing"]
+        .into_iter()
+        .map(|status| count(Some("active"), Some(status)))
+        .sum();
+    let sync_lag = sync_lag(conn, fresh_expected, stale_after).await?;
     let webhooks = webhook_health(conn, sync_lag.items).await?;
     let failed = not_removed_with("failed");
     let failures = failure_rate(failed, not_removed);
@@ -195,11 +199,7 @@ pub async fn checklist(conn: &mut PgConnection, stale_after: Duration) -> Result
 pub async fn item_counts(
     conn: &mut PgConnection,
 ) -> Result<BTreeMap<String, BTreeMap<String, i64>>, sqlx::Error> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "select lifecycle, sync_status, count(*) from plaid_items group by lifecycle, sync_status",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(ITEM_COUNTS_SQL).fetch_all(conn).await?;
     let mut counts: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (lifecycle, status, n) in rows {
         counts.entry(lifecycle).or_default().insert(status, n);
@@ -208,34 +208,83 @@ pub async fn item_counts(
 }
 
 /// The fresh-expected predicate (matches the partial index `plaid_items_sync_lag`).
-pub const LAG_POPULATION: &str =
-    "lifecycle = 'active' and sync_status in ('active', 'sync_needed', 'syncing')";
+macro_rules! lag_predicate {
+    () => {
+        "lifecycle = 'active' and sync_status in ('active', 'sync_needed', 'syncing')"
+    };
+}
+pub(crate) use lag_predicate;
 
-/// The lag figures: a count and two ordered probes of `plaid_items_sync_lag`
-/// (index-only). p95 is the nearest rank: the timestamp at position
-/// `n - ceil(0.95 n)` from the oldest.
-pub async fn sync_lag(conn: &mut PgConnection, stale_after: Duration) -> Result<SyncLag, sqlx::Error> {
-    let (items, oldest_at, p95_at, max_seconds, p95_seconds): (
-        i64,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<f64>,
-        Option<f64>,
-    ) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "with n as (select count(*) as c from plaid_items where {LAG_POPULATION}),
-              oldest as (select min(coalesce(last_synced_at, created_at)) as at
-                         from plaid_items where {LAG_POPULATION}),
-              p95 as (select coalesce(last_synced_at, created_at) as at
-                      from plaid_items where {LAG_POPULATION}
-                      order by coalesce(last_synced_at, created_at)
-                      offset (select c - ceil(c * 0.95)::bigint from n) limit 1)
-         select n.c, oldest.at, (select at from p95),
-                extract(epoch from now() - oldest.at)::float8,
-                extract(epoch from now() - (select at from p95))::float8
-         from n, oldest"
-    )))
-    .fetch_one(conn)
-    .await?;
+/// The fresh-expected predicate, as a string.
+pub const LAG_POPULATION: &str = lag_predicate!();
+
+/// [`item_counts`]: an index-only scan of `plaid_items_status_lifecycle`.
+pub const ITEM_COUNTS_SQL: &str =
+    "select lifecycle, sync_status, count(*) from plaid_items group by lifecycle, sync_status";
+
+/// [`lag_population`].
+pub const LAG_POPULATION_SQL: &str = concat!("select count(*) from plaid_items where ", lag_predicate!());
+
+/// [`sync_lag`] (`$1`: the population's size).
+pub const SYNC_LAG_SQL: &str = concat!(
+    "with oldest as (select min(coalesce(last_synced_at, created_at)) as at from plaid_items where ",
+    lag_predicate!(),
+    "), p95 as (select coalesce(last_synced_at, created_at) as at from plaid_items where ",
+    lag_predicate!(),
+    " order by coalesce(last_synced_at, created_at)
+      offset greatest($1 - ceil($1 * 0.95)::bigint, 0) limit 1)
+     select oldest.at as oldest_at, p95.at as p95_at,
+            extract(epoch from now() - oldest.at)::float8 as max_seconds,
+            extract(epoch from now() - p95.at)::float8 as p95_seconds
+     from oldest left join p95 on true"
+);
+
+/// [`webhook_health`] (`$1`, `$2`: the rollup kinds of new and duplicate deliveries).
+pub const WEBHOOKS_SQL: &str = "select
+        coalesce(sum(value) filter (where kind = $1 and minute > now() - interval '1 hour'), 0)::bigint,
+        coalesce(sum(value) filter (where kind = $2 and minute > now() - interval '1 hour'), 0)::bigint,
+        coalesce(sum(value) filter (where kind = $1), 0)::bigint,
+        coalesce(sum(value) filter (where kind = $2), 0)::bigint,
+        (select max(received_at) from plaid_webhook_events)
+     from metrics_minutely
+     where minute > now() - interval '24 hours' and kind in ($1, $2)";
+
+/// [`reauth_queue`]: one probe of `plaid_items_reauth_queue`.
+pub const REAUTH_OLDEST_SQL: &str = "select min(reauth_needed_at) from plaid_items
+     where sync_status = 'needs_reauth' and lifecycle <> 'removed'";
+
+/// [`billing`]: one probe of `plaid_items_cleanup_due`.
+pub const NEXT_CLEANUP_SQL: &str =
+    "select min(cleanup_due_at) from plaid_items where lifecycle = 'pending_cleanup'";
+
+/// How many items the lag figures cover (an index-only count; the checklist
+/// takes it from [`item_counts`] instead).
+pub async fn lag_population(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(LAG_POPULATION_SQL).fetch_one(conn).await
+}
+
+/// The lag figures over `items` fresh-expected items: two ordered probes of
+/// `plaid_items_sync_lag` (index-only; the p95 probe walks 5 % of the index).
+/// p95 is the nearest rank: the timestamp at position `n - ceil(0.95 n)` from
+/// the oldest.
+pub async fn sync_lag(
+    conn: &mut PgConnection,
+    items: i64,
+    stale_after: Duration,
+) -> Result<SyncLag, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        oldest_at: Option<DateTime<Utc>>,
+        p95_at: Option<DateTime<Utc>>,
+        max_seconds: Option<f64>,
+        p95_seconds: Option<f64>,
+    }
+    let Row {
+        oldest_at,
+        p95_at,
+        max_seconds,
+        p95_seconds,
+    } = sqlx::query_as(SYNC_LAG_SQL).bind(items).fetch_one(conn).await?;
     let amber = (stale_after + LAG_SLACK).as_secs_f64();
     let red = (stale_after * 2).as_secs_f64();
     let state = match max_seconds {
@@ -268,15 +317,7 @@ pub async fn webhook_health(
         i64,
         i64,
         Option<DateTime<Utc>>,
-    ) = sqlx::query_as(
-            "select coalesce(sum(value) filter (where kind = $1 and minute > now() - interval '1 hour'), 0)::bigint,
-                    coalesce(sum(value) filter (where kind = $2 and minute > now() - interval '1 hour'), 0)::bigint,
-                    coalesce(sum(value) filter (where kind = $1), 0)::bigint,
-                    coalesce(sum(value) filter (where kind = $2), 0)::bigint,
-                    (select max(received_at) from plaid_webhook_events)
-             from metrics_minutely
-             where minute > now() - interval '24 hours' and kind in ($1, $2)",
-        )
+    ) = sqlx::query_as(WEBHOOKS_SQL)
         .bind(rollup::WEBHOOK)
         .bind(rollup::WEBHOOK_DUPLICATE)
         .fetch_one(conn)
@@ -335,12 +376,7 @@ pub async fn reauth_queue(
     items: i64,
     now: DateTime<Utc>,
 ) -> Result<ReauthQueue, sqlx::Error> {
-    let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "select min(reauth_needed_at) from plaid_items
-         where sync_status = 'needs_reauth' and lifecycle <> 'removed'",
-    )
-    .fetch_one(conn)
-    .await?;
+    let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(REAUTH_OLDEST_SQL).fetch_one(conn).await?;
     let age = oldest.map(|at| (now - at).num_milliseconds() as f64 / 1000.0);
     let share = if items == 0 {
         0.0
@@ -370,10 +406,7 @@ pub async fn billing(
     removed: i64,
     now: DateTime<Utc>,
 ) -> Result<Billing, sqlx::Error> {
-    let next: Option<DateTime<Utc>> =
-        sqlx::query_scalar("select min(cleanup_due_at) from plaid_items where lifecycle = 'pending_cleanup'")
-            .fetch_one(conn)
-            .await?;
+    let next: Option<DateTime<Utc>> = sqlx::query_scalar(NEXT_CLEANUP_SQL).fetch_one(conn).await?;
     let overdue = next.is_some_and(|due| (now - due).to_std().is_ok_and(|late| late > CLEANUP_OVERDUE));
     let state = if health.failed > 0 {
         State::Red
