@@ -210,7 +210,7 @@ async fn a_duplicate_arriving_after_the_sync_started_still_leaves_the_item_due()
 }
 
 #[tokio::test]
-async fn a_webhook_for_an_unknown_item_is_stored_and_absorbed_when_the_item_is_linked() {
+async fn webhooks_for_unknown_items_types_and_codes_are_stored_and_kept_for_replay() {
     let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
     let (_, token) = app.user_with_token("a@example.com").await;
     let body = serde_json::to_vec_pretty(&json!({
