@@ -452,3 +452,61 @@ async fn ticks_missed_while_everything_was_down_run_once_not_once_per_missed_tic
     pool.close().await;
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn workers_that_die_in_a_database_outage_are_replaced_and_run_new_jobs() {
+    let app = TestApp::spawn().await;
+    // A 3-second database outage: new connections are refused and every open
+    // one is cut, so the workers' polls fail and apalis ends each worker.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&format!(
+        "{}/postgres",
+        crate::support::db::server_url()
+    ))
+    .await
+    .unwrap();
+    let db = &app.db.name;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "alter database \"{db}\" allow_connections false"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+                               where datname = $1 and pid <> pg_backend_pid()) t",
+    )
+    .bind(db)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(cut > 0, "the workers had connections to cut");
+    // The outage itself: long enough for every worker's next polls (1 s heartbeat) to fail.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "alter database \"{db}\" allow_connections true"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+
+    // A job enqueued afterwards is still run: the supervisor replaced the workers.
+    let mut conn = app.pool.acquire().await.unwrap();
+    enqueue(
+        &mut conn,
+        &Canary {
+            token: "after-outage".into(),
+            hold_ms: 0,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    wait_until(
+        "a worker to run a job after the outage",
+        Duration::from_secs(60),
+        || async { (finished_runs(&app.pool, "after-outage").await == 1).then_some(()) },
+    )
+    .await;
+    app.stop().await;
+}

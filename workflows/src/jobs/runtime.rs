@@ -38,6 +38,11 @@ impl Default for Schedules {
     }
 }
 
+/// First delay before a stopped worker is replaced.
+const RESTART_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest delay before a stopped worker is replaced.
+const RESTART_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Every queue this service runs, for registration and monitoring.
 pub const QUEUES: &[&str] = &[
     canary::Canary::QUEUE,
@@ -62,25 +67,45 @@ pub fn spawn(
 ) {
     // A macro, not a generic fn: apalis' builder bounds are long and would have
     // to be spelled out in full for a generic helper.
+    //
+    // Each worker is supervised: apalis ends a worker for good when polling
+    // fails (the database went away, the pool timed out), so on any stop that
+    // is not our shutdown a new worker, under a new unique name, takes over
+    // after a backoff (1 s doubling to 30 s).
     macro_rules! spawn_worker {
         ($job:ty, $handler:path) => {{
-            let name = unique_worker_name(<$job>::QUEUE);
-            let storage = PostgresStorage::<$job>::new(&ctx.pool)
-                .with_config(settings.config(<$job>::QUEUE))
-                .with_pubsub();
-            let worker = WorkerBuilder::new(name.as_str())
-                .backend(storage)
-                .concurrency(settings.concurrency)
-                .data(ctx.clone())
-                .build($handler);
+            let ctx = ctx.clone();
             let stop = shutdown.clone();
             set.spawn(async move {
-                let signal = async move {
-                    stop.cancelled().await;
-                    Ok::<(), std::io::Error>(())
-                };
-                if let Err(e) = worker.run_until(signal).await {
-                    tracing::error!(worker = %name, error = %e, "worker stopped with an error");
+                let mut backoff = RESTART_BACKOFF_MIN;
+                loop {
+                    let name = unique_worker_name(<$job>::QUEUE);
+                    let storage = PostgresStorage::<$job>::new(&ctx.pool)
+                        .with_config(settings.config(<$job>::QUEUE))
+                        .with_pubsub();
+                    let worker = WorkerBuilder::new(name.as_str())
+                        .backend(storage)
+                        .concurrency(settings.concurrency)
+                        .data(ctx.clone())
+                        .build($handler);
+                    let signal_stop = stop.clone();
+                    let signal = async move {
+                        signal_stop.cancelled().await;
+                        Ok::<(), std::io::Error>(())
+                    };
+                    let result = worker.run_until(signal).await;
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    match result {
+                        Err(e) => tracing::error!(worker = %name, error = %e, ?backoff, "worker stopped; restarting"),
+                        Ok(()) => tracing::warn!(worker = %name, ?backoff, "worker stopped unexpectedly; restarting"),
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
                 }
             });
         }};
