@@ -52,24 +52,25 @@ pub const SYNC_CODES: &[&str] = &[
 pub async fn ingest(pool: &PgPool, body: &Value) -> Result<Ingested, IngestError> {
     let key = webhook_events::dedupe_key(body);
     let mut tx = pool.begin().await.map_err(IngestError::Unavailable)?;
-    let stored = webhook_events::insert_or_count_duplicate(&mut tx, &key, body).await?;
     let field = |name: &str| body.get(name).and_then(Value::as_str);
+    // Act first, then store the event already marked processed (or not): one
+    // write of the event row instead of an insert and an update. Both steps
+    // lock the item row before the event row, so concurrent webhooks of one
+    // item queue on the item in the same order.
     let mut sync = None;
+    let mut processed = false;
     if let (Some("TRANSACTIONS"), Some(code), Some(item_id)) =
         (field("webhook_type"), field("webhook_code"), field("item_id"))
         && SYNC_CODES.contains(&code)
     {
         let request = request_sync(&mut tx, ItemRef::PlaidId(item_id)).await?;
-        if request != SyncRequest::UnknownItem {
-            // Unknown items keep processed_at null: replayed when the item appears.
-            webhook_events::mark_processed(&mut tx, stored.id).await?;
-        }
+        // Unknown items keep processed_at null: replayed when the item appears.
+        processed = request != SyncRequest::UnknownItem;
         sync = Some(request);
-    } else if field("webhook_type") == Some("ITEM")
-        && crate::lifecycle::item_webhooks::act(&mut tx, body).await?
-    {
-        webhook_events::mark_processed(&mut tx, stored.id).await?;
+    } else if field("webhook_type") == Some("ITEM") {
+        processed = crate::lifecycle::item_webhooks::act(&mut tx, body).await?;
     }
+    let stored = webhook_events::insert_or_count_duplicate(&mut tx, &key, body, processed).await?;
     // Last, so the rollup row is locked only for the commit.
     let kind = if stored.inserted {
         rollup::WEBHOOK

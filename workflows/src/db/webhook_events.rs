@@ -71,18 +71,21 @@ pub struct StoredEvent {
 }
 
 /// Inserts an event, or counts a duplicate on the stored row with the same key.
+/// `processed` stamps `processed_at` (kept if the stored row already has one).
 pub async fn insert_or_count_duplicate(
     conn: &mut PgConnection,
     dedupe_key: &str,
     body: &Value,
+    processed: bool,
 ) -> Result<StoredEvent, sqlx::Error> {
     let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::to_owned);
     sqlx::query_as(
-        "insert into plaid_webhook_events (dedupe_key, item_id, webhook_type, webhook_code, body)
-         values ($1, $2, $3, $4, $5)
+        "insert into plaid_webhook_events (dedupe_key, item_id, webhook_type, webhook_code, body, processed_at)
+         values ($1, $2, $3, $4, $5, case when $6 then now() end)
          on conflict (dedupe_key) do update
            set duplicate_count = plaid_webhook_events.duplicate_count + 1,
-               last_duplicate_at = now()
+               last_duplicate_at = now(),
+               processed_at = coalesce(plaid_webhook_events.processed_at, excluded.processed_at)
          returning id, (xmax = 0) as inserted",
     )
     .bind(dedupe_key)
@@ -90,17 +93,9 @@ pub async fn insert_or_count_duplicate(
     .bind(text("webhook_type"))
     .bind(text("webhook_code"))
     .bind(body)
+    .bind(processed)
     .fetch_one(conn)
     .await
-}
-
-/// Records that an event has been acted upon.
-pub async fn mark_processed(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("update plaid_webhook_events set processed_at = coalesce(processed_at, now()) where id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]
