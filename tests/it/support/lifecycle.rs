@@ -114,12 +114,19 @@ pub async fn backdate(app: &TestApp, plaid_item_id: i64, column: &str, days: i32
 /// Puts the item in `status` since `days` ago (two statements: a trigger
 /// stamps `sync_status_changed_at` whenever `sync_status` changes).
 pub async fn status_since(app: &TestApp, plaid_item_id: i64, status: &str, days: i32) {
-    sqlx::query("update plaid_items set sync_status = $2 where id = $1")
-        .bind(plaid_item_id)
-        .bind(status)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    // As the real transition does, entering needs_reauth stamps reauth_needed_at
+    // (a sync already running then keeps the item in needs_reauth when it applies).
+    sqlx::query(
+        "update plaid_items set sync_status = $2,
+             reauth_needed_at = case when $2 = 'needs_reauth' then coalesce(reauth_needed_at, now())
+                                     else reauth_needed_at end
+         where id = $1",
+    )
+    .bind(plaid_item_id)
+    .bind(status)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     backdate(app, plaid_item_id, "sync_status_changed_at", days).await;
 }
 
