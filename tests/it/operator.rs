@@ -2,16 +2,10 @@
 //! the "sync now" repair action, the rollup behind the charts, the embedded
 //! dashboard and the mounted apalis board.
 
-use std::{
-    collections::BTreeMap,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Duration as Ago, Utc};
-use plaid_simulator::{
-    Fault, FaultError, HistorySpec, NewTransaction, ReadyState, SimulatorConfig, TransactionPatch,
-};
+use plaid_simulator::{Fault, FaultError, NewTransaction, SimulatorConfig, TransactionPatch};
 use plaid_sync::cli::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -24,8 +18,8 @@ use workflows::{
 use crate::support::{
     TestApp,
     app::{ADMIN_TOKEN, free_port},
-    plaid::{link_new_item, pending_sync_jobs, post_webhook, seed_item, settle, sync_updates},
-    process::KillOnDrop,
+    plaid::{linked_item_with_history, pending_sync_jobs, post_webhook, seed_item, settle, sync_updates},
+    process::spawn_serve,
     wait_until,
 };
 
@@ -159,32 +153,17 @@ async fn metrics_count_webhooks_syncs_transactions_and_plaid_calls_exactly() {
     )
     .await;
     let (_, token) = app.user_with_token("ops@example.com").await;
-    let linked = link_new_item(&app, &token).await;
-    let item_id = linked["item_id"].as_str().unwrap().to_owned();
-    let id: i64 = sqlx::query_scalar("select id from plaid_items where item_id = $1")
-        .bind(&item_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    app.sim
-        .generate_history(&item_id, HistorySpec::new(10, 11))
-        .unwrap();
-    app.sim
-        .mark_ready(&item_id, ReadyState::HistoricalUpdateComplete)
-        .unwrap();
+    let (item_id, id) = linked_item_with_history(&app, &token, 10, 11).await;
 
     let (public, admin) = (free_port(), free_port());
-    let _process = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_plaid-sync"))
-            .args(["serve", "--role", "all"])
-            .envs(app.vars.iter())
-            .env("BIND_ADDR", format!("127.0.0.1:{public}"))
-            .env("ADMIN_BIND_ADDR", format!("127.0.0.1:{admin}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (public_bind, admin_bind) = (format!("127.0.0.1:{public}"), format!("127.0.0.1:{admin}"));
+    let _process = spawn_serve(
+        &app.vars,
+        "all",
+        &[
+            ("BIND_ADDR", public_bind.as_str()),
+            ("ADMIN_BIND_ADDR", admin_bind.as_str()),
+        ],
     );
     let (public_url, admin_url) = (
         format!("http://127.0.0.1:{public}"),

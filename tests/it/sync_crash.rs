@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use plaid_simulator::{HistorySpec, Latency, ReadyState};
+use plaid_simulator::Latency;
 
 use crate::support::{
     TestApp,
     oracle::assert_matches_truth,
-    plaid::{item_status, link_new_item},
+    plaid::{item_status, linked_item_with_history},
     process::{KillOnDrop, spawn_worker},
     wait_until,
 };
@@ -20,19 +20,8 @@ fn worker(app: &TestApp) -> KillOnDrop {
 async fn a_worker_sigkilled_mid_sync_leaves_nothing_half_done_and_another_worker_finishes() {
     let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
     let (_, token) = app.user_with_token("a@example.com").await;
-    let linked = link_new_item(&app, &token).await; // its first sync job waits: no worker yet
-    let item_id = linked["item_id"].as_str().unwrap().to_owned();
-    let id: i64 = sqlx::query_scalar("select id from plaid_items where item_id = $1")
-        .bind(&item_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    app.sim
-        .generate_history(&item_id, HistorySpec::new(4_000, 21))
-        .unwrap();
-    app.sim
-        .mark_ready(&item_id, ReadyState::HistoricalUpdateComplete)
-        .unwrap();
+    // Its first sync job waits: no worker yet.
+    let (item_id, id) = linked_item_with_history(&app, &token, 4_000, 21).await;
     // Slow pages, so the kill lands mid-pagination.
     app.sim.set_latency(Some(Latency {
         millis: 600,

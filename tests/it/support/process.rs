@@ -17,9 +17,14 @@ impl Drop for KillOnDrop {
 
 /// Starts `plaid-sync serve --role worker` with `vars` (plus `extra`) as its environment.
 pub fn spawn_worker(vars: &HashMap<String, String>, extra: &[(&str, &str)]) -> KillOnDrop {
+    spawn_serve(vars, "worker", extra)
+}
+
+/// Starts `plaid-sync serve --role ROLE` with `vars` (plus `extra`) as its environment.
+pub fn spawn_serve(vars: &HashMap<String, String>, role: &str, extra: &[(&str, &str)]) -> KillOnDrop {
     let mut command = Command::new(env!("CARGO_BIN_EXE_plaid-sync"));
     command
-        .args(["serve", "--role", "worker"])
+        .args(["serve", "--role", role])
         .envs(vars)
         .env("RUST_LOG", "warn");
     for (name, value) in extra {
@@ -30,6 +35,6 @@ pub fn spawn_worker(vars: &HashMap<String, String>, extra: &[(&str, &str)]) -> K
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("worker process starts"),
+            .expect("serve process starts"),
     )
 }
