@@ -21,22 +21,21 @@
 //! worker's `VmHWM` from `/proc/<pid>/status` (the kernel's high-water mark, so
 //! no sampling is needed), shown beside its value when idle. The split comes
 //! from the item's own timestamps: queue pickup (enqueue → `sync_started_at`,
-//! the lease), fetch and staging (lease → `last_synced_at`, which is `now()` of
-//! the apply transaction, i.e. its start), apply (the rest).
+//! the lease), then fetching and applying the pages on the run's transaction
+//! (the rest: page *k* is applied while page *k + 1* is fetched, so the two
+//! are not separable).
 //!
 //! Baseline, same run, same database: the N rows are exported with
 //! `COPY (SELECT … FROM transactions) TO STDOUT` into memory, the table is
 //! truncated (its three indexes stay), and the rows are loaded back with
 //! `COPY transactions (…) FROM STDIN` (sqlx `copy_in_raw`, one transaction).
 //!
-//! The simulator is slow at large histories (each page recomputes the item's
-//! net changes from the start of its log, so a page costs O(history)), and it
-//! runs on the same 2 cores. So each case also records every page the
+//! The simulator runs on the same 2 cores. So each case also records every page the
 //! simulator serves for this history (timed: "simulator alone"), and syncs the
 //! same item again from an empty table and a null cursor through a second,
 //! fresh worker pointed at a replay server in this process that answers
 //! `/transactions/sync` with the recorded bytes: that is the engine's own rate
-//! (fetch over HTTP, parse, stage, apply), Plaid's time excluded.
+//! (fetch over HTTP, parse, apply), Plaid's time excluded.
 //!
 //! Two workers are measured:
 //! - `plaid-sync serve --role worker` (the shipped binary, built by cargo for
@@ -133,7 +132,6 @@ struct SyncFigures {
     wall: Duration,
     pickup: f64,
     fetch: f64,
-    apply: f64,
     logged_ms: Option<u64>,
     rss_idle_kb: u64,
     rss_peak_kb: u64,
@@ -150,7 +148,7 @@ impl SyncFigures {
             ratio(rate, copy_rate),
         );
         println!(
-            "    {} rows stored ({}); pickup {:.2} s, fetch + stage {:.2} s, apply {:.2} s; logged elapsed_ms {}",
+            "    {} rows stored ({}); pickup {:.2} s, fetch + apply (one transaction) {:.2} s; logged elapsed_ms {}",
             self.stored,
             if self.stored == n as i64 {
                 "all"
@@ -159,7 +157,6 @@ impl SyncFigures {
             },
             self.pickup,
             self.fetch,
-            self.apply,
             self.logged_ms.map_or("-".to_owned(), |ms| ms.to_string())
         );
         println!(
@@ -196,10 +193,9 @@ struct CaseResult {
 
 /// CPU the worker spends per page outside PostgreSQL, timed alone in this
 /// process on the recorded pages: parsing a page into
-/// `TransactionsSyncResponse`, and writing the staging document it binds.
+/// `TransactionsSyncResponse` (the page's text is then bound as it came).
 struct ClientCpu {
     parse_ms: f64,
-    document_ms: f64,
 }
 
 impl CaseResult {
@@ -217,7 +213,7 @@ impl CaseResult {
         let (total, pages, first, last) = self.simulator_alone;
         println!(
             "    simulator alone (bare HTTP client, no database): {:.2} s for {pages} pages, \
-             first pages {first:.0} ms each, last {last:.0} ms = {:.0} % of fetch + stage",
+             first pages {first:.0} ms each, last {last:.0} ms = {:.0} % of fetch + apply",
             total.as_secs_f64(),
             100.0 * total.as_secs_f64() / self.through_simulator.fetch
         );
@@ -225,11 +221,9 @@ impl CaseResult {
             .print("sync of recorded pages (replay)", self.n, copy_rate);
         let pages = self.simulator_alone.1 as f64;
         println!(
-            "    per page: fetch + stage {:.1} ms = worker CPU outside PostgreSQL (timed alone: parse {:.1} ms, \
-             staging JSON {:.1} ms) + HTTP + the staging INSERT",
+            "    per page: fetch + apply {:.1} ms = max(HTTP + parse (timed alone: {:.1} ms), the page's INSERT)",
             1000.0 * self.replayed.fetch / pages,
             self.client_cpu.parse_ms,
-            self.client_cpu.document_ms
         );
     }
 }
@@ -394,29 +388,19 @@ async fn measure_case(
     })
 }
 
-/// Times, per page, what `sync::fetch` does with a page besides I/O: parse it,
-/// and serialise the `{"a": [...], "m": [...], "r": [...]}` document it binds
-/// for the staging `INSERT`.
+/// Times, per page, what `sync::fetch` does with a page besides I/O: parse it
+/// (which validates every transaction before the page's text is applied).
 fn time_client_cpu(pages: &HashMap<String, Bytes>) -> anyhow::Result<ClientCpu> {
-    let (mut parse, mut document) = (Duration::ZERO, Duration::ZERO);
+    let mut parse = Duration::ZERO;
     for body in pages.values() {
         let started = Instant::now();
         let page: TransactionsSyncResponse = serde_json::from_slice(body)?;
         parse += started.elapsed();
-        let started = Instant::now();
-        let doc = json!({
-            "a": page.added.iter().map(|t| &t.raw).collect::<Vec<&Value>>(),
-            "m": page.modified.iter().map(|t| &t.raw).collect::<Vec<&Value>>(),
-            "r": page.removed.iter().map(|r| json!({"transaction_id": r.transaction_id, "account_id": r.account_id})).collect::<Vec<_>>(),
-        });
-        let text = serde_json::to_vec(&doc)?;
-        document += started.elapsed();
-        anyhow::ensure!(!text.is_empty(), "empty staging document");
+        anyhow::ensure!(!page.request_id.is_empty(), "a page without a request id");
     }
     let per_page = |d: Duration| 1000.0 * d.as_secs_f64() / pages.len().max(1) as f64;
     Ok(ClientCpu {
         parse_ms: per_page(parse),
-        document_ms: per_page(document),
     })
 }
 
@@ -647,12 +631,10 @@ async fn finish_sync(
     let seconds = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
     let wall = done.at - start.0;
     let pickup = seconds(done.started_at - start.1);
-    let fetch = seconds(done.synced_at - done.started_at);
     Ok(SyncFigures {
         wall,
         pickup,
-        fetch,
-        apply: wall.as_secs_f64() - pickup - fetch,
+        fetch: wall.as_secs_f64() - pickup,
         logged_ms: logged.and_then(|f| f["elapsed_ms"].as_u64()),
         rss_idle_kb,
         rss_peak_kb,
@@ -664,7 +646,6 @@ async fn finish_sync(
 struct Done {
     at: Instant,
     started_at: DateTime<Utc>,
-    synced_at: DateTime<Utc>,
 }
 
 type ItemRow = (
@@ -691,13 +672,12 @@ async fn wait_synced(pool: &PgPool, plaid_item_id: i64, after: DateTime<Utc>) ->
         if error.is_some() || status == "failed" || status == "needs_reauth" {
             anyhow::bail!("the sync failed: {error:?} (status {status})");
         }
-        if let ("active", Some(started_at), Some(synced_at)) = (status.as_str(), started, synced)
+        if let ("active", Some(started_at), Some(_)) = (status.as_str(), started, synced)
             && started_at > after
         {
             return Ok(Done {
                 at: Instant::now(),
                 started_at,
-                synced_at,
             });
         }
         anyhow::ensure!(

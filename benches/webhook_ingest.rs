@@ -17,8 +17,9 @@
 //! 1. baseline: C tasks on a pool of C connections, each
 //!    `INSERT INTO bench_baseline (body) VALUES ($1)` in autocommit (one row,
 //!    one commit), for `BENCH_SECS` (default 5) → commits/s;
-//! 2. diagnostic, `workflows::ingest::ingest` called directly on a pool of C
-//!    connections (no HTTP, no JWT) → the database's share of the gap;
+//! 2. diagnostic, `workflows::ingest::IngestQueue` (what the handler calls:
+//!    group commit over its writer tasks) fed directly by C tasks on a pool of
+//!    C connections (no HTTP, no JWT) → the database's share of the gap;
 //! 3. ingest over HTTP: C closed-loop clients (reqwest, keep-alive) → accepted/s,
 //!    p50/p99/max from send to the end of the 200's body;
 //! 4. the baseline again (the machine is noisy: the ratio uses the mean of 1
@@ -74,6 +75,7 @@ use support::{BenchDb, ratio};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use workflows::{
+    ingest::{IngestQueue, QueueSettings},
     plaid::{PlaidClient, PlaidConfig},
     secrets::SecretsKey,
 };
@@ -520,8 +522,8 @@ async fn baseline(fx: &Fixture, concurrency: usize, duration: Duration) -> anyho
     Ok(run)
 }
 
-/// `workflows::ingest::ingest` without HTTP or JWT: the database's part of a
-/// webhook. `count` bodies are built (more than the phase can use).
+/// `workflows::ingest::IngestQueue` (the app's group commit) without HTTP or
+/// JWT: the database's part of a webhook. `count` bodies are built (more than the phase can use).
 async fn ingest_direct(
     fx: &Fixture,
     concurrency: usize,
@@ -530,16 +532,19 @@ async fn ingest_direct(
 ) -> anyhow::Result<Run> {
     let bodies = Arc::new(build_bodies(fx, count)?);
     let pool = open_pool(fx, concurrency).await?;
-    let task_pool = pool.clone();
+    let task_queue = IngestQueue::start(pool.clone(), QueueSettings::default());
+    let queue_for_tasks = task_queue.clone();
     let run = closed_loop(&fx.meter, concurrency, duration, bodies.len(), move |i| {
-        let (pool, bodies) = (task_pool.clone(), bodies.clone());
+        let (queue, bodies) = (queue_for_tasks.clone(), bodies.clone());
         async move {
-            workflows::ingest::ingest(&pool, &bodies[i])
+            queue
+                .ingest(bodies[i].clone())
                 .await
                 .is_ok_and(|done| !done.duplicate)
         }
     })
     .await;
+    drop(task_queue);
     pool.close().await;
     Ok(run)
 }
@@ -626,7 +631,7 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     println!("  baseline INSERT commit loop (before)  {}", before.summary());
     let direct_count = (before.rate() * secs * 1.5) as usize + 1_000;
     let direct = ingest_direct(fx, concurrency, duration, direct_count).await?;
-    println!("  ingest() direct, no HTTP/JWT          {}", direct.summary());
+    println!("  ingest queue direct, no HTTP/JWT      {}", direct.summary());
     let http_count = (direct.rate() * secs * 1.3) as usize + 500;
     let (http, warm) = http_phase(fx, concurrency, duration, http_count).await?;
     println!("  POST /webhook/plaid (app, role api)   {}", http.summary());
@@ -634,7 +639,7 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     println!("  baseline INSERT commit loop (after)   {}", after.summary());
     let base = (before.rate() + after.rate()) / 2.0;
     println!(
-        "  -> ingest/baseline = {}   [target >= 0.50]   direct ingest()/baseline = {}   HTTP/direct = {}",
+        "  -> ingest/baseline = {}   [target >= 0.50]   direct queue/baseline = {}   HTTP/direct = {}",
         ratio(http.rate(), base),
         ratio(direct.rate(), base),
         ratio(http.rate(), direct.rate()),
@@ -788,6 +793,9 @@ async fn phases(fx: &Fixture, duration: Duration) -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
+    // The app's JWT backend, installed before the simulator signs anything
+    // (the first use of jsonwebtoken otherwise fixes its default).
+    plaid_sync::http::webhooks::es256_ring::install();
     let duration = phase_duration();
     println!(
         "webhook_ingest: {} cores, PostgreSQL {}, {ITEMS} items, app pool {APP_POOL}",

@@ -16,6 +16,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use workflows::{
     db,
+    ingest::{IngestQueue, QueueSettings},
     jobs::{self, JobContext, WorkerSettings, runtime::Schedules},
     plaid::{PlaidClient, PlaidConfig},
     secrets::SecretStore,
@@ -75,6 +76,8 @@ pub async fn prepare_database(config: &Config, migrate: bool) -> anyhow::Result<
 impl Application {
     /// Builds and starts everything the role asks for.
     pub async fn build(config: Config, options: RunOptions) -> anyhow::Result<Self> {
+        // Before anything signs or verifies a JWT: see the module's docs.
+        http::webhooks::es256_ring::install();
         // Before anything records: metrics sent earlier would be lost.
         crate::metrics::prometheus();
         let pool = prepare_database(&config, options.migrate).await?;
@@ -113,6 +116,7 @@ impl Application {
             secrets: secrets.clone(),
             webhook_keys: KeyCache::new(plaid.clone()),
             plaid: plaid.clone(),
+            ingest: IngestQueue::start(pool.clone(), QueueSettings::default()),
         };
         if let Some((public, admin)) = listeners {
             serve(&mut tasks, public, http::public_router(state.clone()), &shutdown)?;

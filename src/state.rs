@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use workflows::{plaid::PlaidClient, secrets::SecretStore};
+use workflows::{ingest::IngestQueue, plaid::PlaidClient, secrets::SecretStore};
 
 use crate::{config::Config, http::webhooks::keys::KeyCache};
 
@@ -20,4 +20,6 @@ pub struct AppState {
     pub plaid: Arc<PlaidClient>,
     /// Cached webhook verification keys.
     pub webhook_keys: KeyCache,
+    /// Group commit of verified webhooks (see `workflows::ingest`).
+    pub ingest: IngestQueue,
 }

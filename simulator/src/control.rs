@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::SimError;
-use crate::faults::{Chaos, Fault, Latency, MutationFault};
+use crate::faults::{Chaos, Fault, Latency, MutationChaos, MutationFault};
 use crate::generate::HistorySpec;
 use crate::handle::SimulatorControl;
 use crate::model::{ItemSpec, NewTransaction, PostPending, ReadyState, TransactionPatch};
@@ -50,6 +50,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/faults/mutation", post(inject_mutation))
         .route("/latency", post(set_latency).delete(clear_latency))
         .route("/chaos", post(set_chaos).delete(clear_chaos))
+        .route(
+            "/chaos/mutation",
+            post(set_mutation_chaos).delete(clear_mutation_chaos),
+        )
         .route("/rate_limit", post(set_rate_limit))
         .route("/keys", get(keys))
         .route("/keys/rotate", post(rotate_key))
@@ -284,6 +288,16 @@ async fn set_chaos(State(sim): Sim, body: Bytes) -> Reply {
 
 async fn clear_chaos(State(sim): Sim) -> Reply {
     sim.set_chaos(None)?;
+    ok(sim.faults())
+}
+
+async fn set_mutation_chaos(State(sim): Sim, body: Bytes) -> Reply {
+    sim.set_mutation_chaos(Some(parse::<MutationChaos>(&body)?))?;
+    ok(sim.faults())
+}
+
+async fn clear_mutation_chaos(State(sim): Sim) -> Reply {
+    sim.set_mutation_chaos(None)?;
     ok(sim.faults())
 }
 

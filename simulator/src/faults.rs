@@ -171,6 +171,22 @@ fn default_chaos_errors() -> Vec<FaultError> {
     ]
 }
 
+/// Random mutation during pagination, for chaos drills: each `/transactions/sync` request that
+/// reads changes (not a `NOT_READY` answer, not a `"now"` cursor) fails with
+/// `TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION` with probability `rate`, at whatever page of
+/// its run it is. Rolled after [`Chaos`], so a call failed by chaos never rolls. Armed
+/// [`MutationFault`]s are consumed first. Seeded, like [`Chaos`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MutationChaos {
+    /// Probability in `[0, 1]`.
+    pub rate: f64,
+    /// RNG seed.
+    pub seed: u64,
+    /// Whether to really change a transaction each time (as [`MutationFault::mutate`]).
+    #[serde(default)]
+    pub mutate: bool,
+}
+
 /// A snapshot of the configured faults (for `GET /simulator/faults`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultsView {
@@ -182,6 +198,9 @@ pub struct FaultsView {
     pub latency: Option<Latency>,
     /// Chaos settings.
     pub chaos: Option<Chaos>,
+    /// Random mutation-during-pagination settings.
+    #[serde(default)]
+    pub mutation_chaos: Option<MutationChaos>,
 }
 
 #[derive(Debug, Default)]
@@ -190,6 +209,7 @@ pub(crate) struct FaultBook {
     mutations: Vec<MutationFault>,
     latency: Option<Latency>,
     chaos: Option<(Chaos, StdRng)>,
+    mutation_chaos: Option<(MutationChaos, StdRng)>,
 }
 
 impl FaultBook {
@@ -214,6 +234,13 @@ impl FaultBook {
         });
     }
 
+    pub(crate) fn set_mutation_chaos(&mut self, chaos: Option<MutationChaos>) {
+        self.mutation_chaos = chaos.map(|c| {
+            let rng = StdRng::seed_from_u64(c.seed);
+            (c, rng)
+        });
+    }
+
     pub(crate) fn clear(&mut self) {
         *self = FaultBook::default();
     }
@@ -224,6 +251,7 @@ impl FaultBook {
             mutations: self.mutations.clone(),
             latency: self.latency.clone(),
             chaos: self.chaos.as_ref().map(|(c, _)| c.clone()),
+            mutation_chaos: self.mutation_chaos.as_ref().map(|(c, _)| c.clone()),
         }
     }
 
@@ -257,13 +285,22 @@ impl FaultBook {
         Some(chaos.errors[pick].to_api_error())
     }
 
-    /// Consumes an armed mutation fault for this page of a run, if any.
+    /// Consumes an armed mutation fault for this page of a run, if any, else rolls the
+    /// mutation-chaos dice.
     pub(crate) fn take_mutation(&mut self, item_id: &str, page: u32) -> Option<MutationFault> {
-        let index = self
+        if let Some(index) = self
             .mutations
             .iter()
-            .position(|m| m.page == page && m.item_id.as_deref().is_none_or(|i| i == item_id))?;
-        Some(self.mutations.remove(index))
+            .position(|m| m.page == page && m.item_id.as_deref().is_none_or(|i| i == item_id))
+        {
+            return Some(self.mutations.remove(index));
+        }
+        let (chaos, rng) = self.mutation_chaos.as_mut()?;
+        rng.gen_bool(chaos.rate.clamp(0.0, 1.0)).then(|| MutationFault {
+            page,
+            item_id: Some(item_id.to_owned()),
+            mutate: chaos.mutate,
+        })
     }
 }
 
@@ -303,5 +340,29 @@ mod tests {
         let (ra, rb) = (run(&mut a), run(&mut b));
         assert_eq!(ra, rb);
         assert!(ra.iter().any(|x| *x) && ra.iter().any(|x| !*x));
+    }
+
+    #[test]
+    fn mutation_chaos_fires_at_about_its_rate_after_armed_faults() {
+        let mut book = FaultBook::default();
+        book.push_mutation(MutationFault {
+            page: 2,
+            item_id: None,
+            mutate: false,
+        });
+        book.set_mutation_chaos(Some(MutationChaos {
+            rate: 0.1,
+            seed: 7,
+            mutate: true,
+        }));
+        let armed = book.take_mutation("i1", 2).expect("the armed fault comes first");
+        assert!(!armed.mutate);
+        let fired = (0..2_000)
+            .filter_map(|_| book.take_mutation("i1", 1))
+            .inspect(|m| assert!(m.mutate && m.page == 1 && m.item_id.as_deref() == Some("i1")))
+            .count();
+        assert!((150..250).contains(&fired), "{fired} of 2000 at rate 0.1");
+        book.clear();
+        assert!(book.take_mutation("i1", 1).is_none());
     }
 }

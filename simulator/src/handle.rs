@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::calls::CallRecord;
 use crate::config::SimulatorConfig;
 use crate::error::SimError;
-use crate::faults::{Chaos, Fault, FaultsView, Latency, MutationFault};
+use crate::faults::{Chaos, Fault, FaultsView, Latency, MutationChaos, MutationFault};
 use crate::generate::HistorySpec;
 use crate::keys::Jwk;
 use crate::model::{
@@ -333,6 +333,17 @@ impl SimulatorControl {
             }
         }
         self.with(|st| st.faults.set_chaos(chaos));
+        Ok(())
+    }
+
+    /// Sets (or clears) random mutation during pagination (see [`MutationChaos`]).
+    pub fn set_mutation_chaos(&self, chaos: Option<MutationChaos>) -> Result<(), SimError> {
+        if let Some(c) = &chaos
+            && !(0.0..=1.0).contains(&c.rate)
+        {
+            return Err(SimError::Invalid("rate must be in [0, 1]".into()));
+        }
+        self.with(|st| st.faults.set_mutation_chaos(chaos));
         Ok(())
     }
 

@@ -7,7 +7,10 @@
 //! has a simple lifecycle in the log: `Added`, then any number of `Modified`, then maybe
 //! `Removed`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use crate::model::{Transaction, TransactionPatch};
 
@@ -57,6 +60,20 @@ pub(crate) struct History {
     log: Vec<Change>,
     live: BTreeMap<String, Transaction>,
     removed: BTreeMap<String, Transaction>,
+    /// The last [`History::net_changes`] answer of a pagination run, by its
+    /// arguments: a run pages through one fixed `(base, snapshot]` range of an
+    /// append-only log, so its net changes never change, and computing them
+    /// once per run (not once per page) keeps a page O(page size).
+    run_cache: Option<(RunKey, Arc<Vec<NetChange>>)>,
+}
+
+/// The arguments of a cached [`History::net_changes`] call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RunKey {
+    base: u64,
+    upto: u64,
+    account_id: Option<String>,
+    report_unseen_removals: bool,
 }
 
 impl History {
@@ -138,6 +155,30 @@ impl History {
     ///
     /// "Existed at `base`" is read off the first change after `base`: only `Added` means the id
     /// is new, since ids are never reused.
+    /// [`History::net_changes`], remembered for the next page of the same run.
+    pub(crate) fn run_changes(
+        &mut self,
+        base: u64,
+        upto: u64,
+        account_id: Option<&str>,
+        report_unseen_removals: bool,
+    ) -> Arc<Vec<NetChange>> {
+        let key = RunKey {
+            base,
+            upto,
+            account_id: account_id.map(str::to_owned),
+            report_unseen_removals,
+        };
+        if let Some((cached, changes)) = &self.run_cache
+            && *cached == key
+        {
+            return changes.clone();
+        }
+        let changes = Arc::new(self.net_changes(base, upto, account_id, report_unseen_removals));
+        self.run_cache = Some((key, changes.clone()));
+        changes
+    }
+
     pub(crate) fn net_changes(
         &self,
         base: u64,

@@ -51,7 +51,7 @@ use std::net::SocketAddr;
 pub use calls::CallRecord;
 pub use config::{NewItemDefaults, RemovedItemError, SimulatorConfig};
 pub use error::SimError;
-pub use faults::{Chaos, Fault, FaultError, FaultsView, Latency, MutationFault};
+pub use faults::{Chaos, Fault, FaultError, FaultsView, Latency, MutationChaos, MutationFault};
 pub use generate::HistorySpec;
 pub use handle::{Simulator, SimulatorControl, SimulatorHandle};
 pub use keys::{Jwk, KeyError};

@@ -4,7 +4,8 @@
 
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::{Query, State, rejection::QueryRejection},
+    http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
 use workflows::monitoring::{
@@ -13,7 +14,7 @@ use workflows::monitoring::{
     status::{self, Checklist},
 };
 
-use super::error::AppResult;
+use super::error::{AppError, AppResult};
 use crate::state::AppState;
 
 /// The monitoring checklist, computed from the database now.
@@ -33,8 +34,19 @@ pub struct SeriesQuery {
     pub step: Option<i64>,
 }
 
+/// A query string that does not parse: the contract's JSON 400, not axum's plain text.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> AppResult<T> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| AppError::status(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+}
+
 /// The rollup of the last `hours`, in buckets of `step` minutes.
-pub async fn series(State(state): State<AppState>, Query(q): Query<SeriesQuery>) -> AppResult<Json<Series>> {
+pub async fn series(
+    State(state): State<AppState>,
+    q: Result<Query<SeriesQuery>, QueryRejection>,
+) -> AppResult<Json<Series>> {
+    let q = query(q)?;
     let hours = q.hours.unwrap_or(24).clamp(1, 168);
     let step = q.step.unwrap_or(5).clamp(1, 60);
     let mut conn = state.pool.acquire().await?;
@@ -60,8 +72,9 @@ pub struct Attention {
 /// Items needing attention.
 pub async fn attention(
     State(state): State<AppState>,
-    Query(q): Query<AttentionQuery>,
+    q: Result<Query<AttentionQuery>, QueryRejection>,
 ) -> AppResult<Json<Attention>> {
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let mut conn = state.pool.acquire().await?;
     Ok(Json(Attention {

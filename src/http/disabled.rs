@@ -21,7 +21,9 @@ const MESSAGE: &str = "manual Plaid syncs are disabled: accounts sync automatica
     arrive (POST /webhook/plaid); operators can force a sync with POST /api/jobs/plaid/process \
     {\"item_id\": ...} or `plaid-sync enqueue sync --item ITEM_ID`";
 
-async fn refuse(state: &AppState, user_id: i64, account_id: i64) -> AppResult<StatusCode> {
+async fn refuse(state: &AppState, user_id: i64, account_id: &str) -> AppResult<StatusCode> {
+    // An id that is not a number names no account: 404 like any other (as DELETE does).
+    let account_id: i64 = account_id.parse().map_err(|_| AppError::NotFound("account"))?;
     let mut conn = state.pool.acquire().await?;
     match accounts::provider_of(&mut conn, user_id, account_id)
         .await?
@@ -41,13 +43,15 @@ async fn refuse(state: &AppState, user_id: i64, account_id: i64) -> AppResult<St
     params(("id" = i64, Path, description = "Account id")),
     responses(
         (status = 410, description = "plaid_manual_sync_disabled", body = super::error::ErrorBody),
-        (status = 404, description = "Not the caller's account, or not a Plaid account", body = super::error::ErrorBody)))]
+        (status = 401, description = "Missing or invalid API token", body = super::error::ErrorBody),
+        (status = 404, description = "Not the caller's account, or not a Plaid account", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::error::ErrorBody)))]
 pub async fn sync(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    refuse(&state, user.id, id).await
+    refuse(&state, user.id, &id).await
 }
 
 /// Disabled: Plaid account metadata refreshes with each sync.
@@ -55,11 +59,13 @@ pub async fn sync(
     params(("id" = i64, Path, description = "Account id")),
     responses(
         (status = 410, description = "plaid_manual_sync_disabled", body = super::error::ErrorBody),
-        (status = 404, description = "Not the caller's account, or not a Plaid account", body = super::error::ErrorBody)))]
+        (status = 401, description = "Missing or invalid API token", body = super::error::ErrorBody),
+        (status = 404, description = "Not the caller's account, or not a Plaid account", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::error::ErrorBody)))]
 pub async fn refresh_metadata(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    refuse(&state, user.id, id).await
+    refuse(&state, user.id, &id).await
 }

@@ -74,20 +74,7 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
-/// True for errors that mean "the database is not there" rather than "this query is wrong".
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-            true
-        }
-        sqlx::Error::Database(d) => d
-            .code()
-            // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
-            // 08xxx connection exceptions, 53xxx insufficient resources (too many connections).
-            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c.starts_with("53")),
-        _ => false,
-    }
-}
+pub use workflows::db::is_unavailable;
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {

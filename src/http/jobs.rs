@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use workflows::ops::{self, OpsError};
 
-use super::error::{AppError, AppResult};
+use super::{
+    error::{AppError, AppResult},
+    json_body,
+};
 use crate::state::AppState;
 
 /// Body of `POST /api/jobs/plaid/process`.
@@ -41,24 +44,19 @@ fn ops_error(e: OpsError) -> AppError {
     request_body(content = ProcessRequest, description = "Optional item_id"),
     responses(
         (status = 202, description = "Jobs enqueued", body = Enqueued),
+        (status = 400, description = "Malformed body", body = super::error::ErrorBody),
         (status = 401, description = "Missing or wrong JOBS_SECRET", body = super::error::ErrorBody),
         (status = 404, description = "No such item", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::error::ErrorBody),
         (status = 503, description = "JOBS_SECRET is not configured", body = super::error::ErrorBody)))]
 pub async fn process(
     State(state): State<AppState>,
-    body: Result<Json<ProcessRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> AppResult<(StatusCode, Json<Enqueued>)> {
-    let request = match body {
-        Ok(Json(b)) => b,
+    let request: ProcessRequest = match body {
         // No body (or no JSON content type) means "all items".
         Err(JsonRejection::MissingJsonContentType(_)) => ProcessRequest::default(),
-        Err(e) => {
-            return Err(AppError::status(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                e.body_text(),
-            ));
-        }
+        other => json_body::required(other)?,
     };
     let enqueued = match request.item_id {
         Some(item_id) => ops::sync_item(&state.pool, &item_id).await,
@@ -73,6 +71,7 @@ pub async fn process(
     responses(
         (status = 202, description = "Sync jobs enqueued", body = Enqueued),
         (status = 401, description = "Missing or wrong JOBS_SECRET", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::error::ErrorBody),
         (status = 503, description = "JOBS_SECRET is not configured", body = super::error::ErrorBody)))]
 pub async fn safety_net(State(state): State<AppState>) -> AppResult<(StatusCode, Json<Enqueued>)> {
     let enqueued = ops::safety_net(&state.pool, state.config.safety_net_stale_after)
@@ -88,6 +87,7 @@ pub async fn safety_net(State(state): State<AppState>) -> AppResult<(StatusCode,
     responses(
         (status = 202, description = "Cleanup jobs enqueued (grace timers and removal attempts)", body = Enqueued),
         (status = 401, description = "Missing or wrong JOBS_SECRET", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::error::ErrorBody),
         (status = 503, description = "JOBS_SECRET is not configured", body = super::error::ErrorBody)))]
 pub async fn cleanup(State(state): State<AppState>) -> AppResult<(StatusCode, Json<Enqueued>)> {
     let enqueued = ops::cleanup(&state.pool, &state.config.cleanup_settings())

@@ -10,13 +10,16 @@ pub mod admin_metrics;
 pub mod admin_status;
 pub mod auth;
 pub mod board;
+pub mod body_limit;
 pub mod dashboard;
 pub mod disabled;
 pub mod error;
 pub mod health;
 pub mod jobs;
+pub mod json_body;
 pub mod openapi;
 pub mod plaid;
+pub mod text_guard;
 pub mod webhooks;
 
 use axum::{
@@ -39,6 +42,14 @@ pub fn public_router(state: AppState) -> Router {
             "/webhook/plaid",
             post(webhooks::receive::receive).layer(DefaultBodyLimit::max(webhooks::receive::MAX_BODY)),
         )
+        .merge(api_router(state.clone()))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The user and jobs APIs, with their body limit ([`body_limit`]).
+fn api_router(state: AppState) -> Router<AppState> {
+    Router::new()
         .route("/api/plaid/link-token", post(plaid::link_token))
         .route("/api/plaid/exchange-token", post(plaid::exchange_token))
         .route("/api/plaid/items", get(plaid::list_items))
@@ -49,9 +60,11 @@ pub fn public_router(state: AppState) -> Router {
             "/api/accounts/{id}/refresh-metadata",
             post(disabled::refresh_metadata),
         )
-        .merge(jobs_router(state.clone()))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .merge(jobs_router(state))
+        // route_layer: an unknown path stays a plain 404 (see `jobs_router`).
+        .route_layer(middleware::from_fn(body_limit::refuse_oversized))
+        .route_layer(middleware::from_fn(text_guard::refuse_nul_in_uri))
+        .route_layer(DefaultBodyLimit::max(body_limit::API_MAX_BODY))
 }
 
 /// `/api/jobs/*`, behind `JOBS_SECRET`.
@@ -60,7 +73,9 @@ fn jobs_router(state: AppState) -> Router<AppState> {
         .route("/api/jobs/plaid/process", post(jobs::process))
         .route("/api/jobs/plaid/safety-net", post(jobs::safety_net))
         .route("/api/jobs/plaid/cleanup", post(jobs::cleanup))
-        .layer(middleware::from_fn_with_state(state, auth::require_jobs_secret))
+        // route_layer, not layer: a layer also wraps the fallback, and merged into the
+        // public router that made every unknown path a 401 asking for JOBS_SECRET.
+        .route_layer(middleware::from_fn_with_state(state, auth::require_jobs_secret))
 }
 
 /// Routes of the operator listener, all behind `ADMIN_TOKEN`: ours first,
@@ -82,6 +97,9 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/api/admin/{*rest}", any(admin_not_found))
         .with_state(state.clone())
         .merge(board)
+        .layer(middleware::from_fn(body_limit::refuse_oversized))
+        .layer(middleware::from_fn(text_guard::refuse_nul_in_uri))
+        .layer(DefaultBodyLimit::max(body_limit::API_MAX_BODY))
         .layer(middleware::from_fn_with_state(state, auth::require_admin))
         .layer(TraceLayer::new_for_http())
 }

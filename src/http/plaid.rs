@@ -20,6 +20,7 @@ use workflows::{
 use super::{
     auth::AuthUser,
     error::{AppError, AppResult},
+    json_body,
 };
 use crate::state::AppState;
 
@@ -40,11 +41,6 @@ pub struct LinkToken {
     pub link_token: String,
     /// When it stops working.
     pub expiration: chrono::DateTime<chrono::Utc>,
-}
-
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> AppResult<T> {
-    body.map(|Json(b)| b)
-        .map_err(|e| AppError::status(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))
 }
 
 /// A Plaid failure as an answer: user errors are 4xx, Plaid's troubles 502.
@@ -90,15 +86,18 @@ fn plaid_error(e: PlaidError) -> AppError {
     request_body(content = LinkTokenRequest, description = "Optional: item_id for update mode"),
     responses(
         (status = 200, description = "A Link token", body = LinkToken),
+        (status = 400, description = "Malformed body", body = super::error::ErrorBody),
         (status = 401, description = "Missing or invalid API token", body = super::error::ErrorBody),
         (status = 404, description = "No such item of the caller", body = super::error::ErrorBody),
+        (status = 410, description = "The item was removed; link the bank again", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::error::ErrorBody),
         (status = 502, description = "Plaid failed", body = super::error::ErrorBody)))]
 pub async fn link_token(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    body: Option<Json<LinkTokenRequest>>,
+    body: Result<Option<Json<serde_json::Value>>, JsonRejection>,
 ) -> AppResult<Json<LinkToken>> {
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let request: LinkTokenRequest = json_body::optional(body)?;
     let client_user_id = user.id.to_string();
     let plaid_request = match request.item_id {
         None => {
@@ -182,13 +181,14 @@ pub struct Exchanged {
         (status = 400, description = "Malformed body or invalid public token", body = super::error::ErrorBody),
         (status = 401, description = "Missing or invalid API token", body = super::error::ErrorBody),
         (status = 404, description = "The item belongs to another user", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::error::ErrorBody),
         (status = 502, description = "Plaid failed; nothing was stored", body = super::error::ErrorBody)))]
 pub async fn exchange_token(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    body: Result<Json<ExchangeRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> AppResult<(StatusCode, Json<Exchanged>)> {
-    let request = json_body(body)?;
+    let request: ExchangeRequest = json_body::required(body)?;
     if request.public_token.trim().is_empty() {
         return Err(AppError::status(
             StatusCode::BAD_REQUEST,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use workflows::jobs::sync_item;
 
 use crate::support::{
     TestApp, TestDb,
@@ -34,6 +35,18 @@ async fn the_safety_net_syncs_an_item_whose_webhook_was_never_delivered() {
     let (_, token) = app.user_with_token("a@example.com").await;
     let (item_id, id) = linked_item_with_history(&app, &token, 200, 31).await;
     sync_now(&app, id).await;
+    // Let every sync the linking queued finish (one may have been deferred
+    // behind the lease, and is not due yet): the safety net must find the
+    // item with no job of its own.
+    wait_until("the item to settle", Duration::from_secs(60), || async {
+        let status: String = sqlx::query_scalar("select sync_status from plaid_items where id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (status == "active" && pending_sync_jobs(&app, id).await == 0).then_some(())
+    })
+    .await;
     // The webhook is lost: Plaid cannot reach us any more.
     app.sim.set_webhook_url(&item_id, None).unwrap();
     app.sim
@@ -89,6 +102,58 @@ async fn the_safety_net_picks_stuck_and_due_items_and_leaves_the_rest() {
         assert_eq!(pending_sync_jobs(&app, *id).await, i64::from(n < 4), "item {n}");
     }
     assert_eq!(safety_net(&app).await, 0, "pending jobs are not queued twice");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_guard_whose_job_spent_its_attempts_is_released_and_the_item_queued_again() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (user, _) = app.user_with_token("a@example.com").await;
+    let (_, spent) = seed_item(&app, user.id).await;
+    let (_, live) = seed_item(&app, user.id).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    for id in [spent, live] {
+        let request = sync_item::request_sync(&mut conn, sync_item::ItemRef::Id(id))
+            .await
+            .unwrap();
+        assert_eq!(request, sync_item::SyncRequest::Enqueued { plaid_item_id: id });
+    }
+    drop(conn);
+    // The first job's workers died with it until its attempts ran out: apalis
+    // will never fetch it again, but its guard is still there.
+    sqlx::query(
+        "update apalis.jobs j set attempts = j.max_attempts
+         from sync_pending p where p.plaid_item_id = $1 and j.id = p.task_id",
+    )
+    .bind(spent)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "update plaid_items set sync_requested_at = now() - interval '10 minutes' where id = any($1)",
+    )
+    .bind(vec![spent, live])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    assert_eq!(safety_net(&app).await, 1, "only the blocked item is queued again");
+    let runnable = |id: i64| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from sync_pending p join apalis.jobs j on j.id = p.task_id
+                 where p.plaid_item_id = $1 and j.status = 'Pending' and j.attempts < j.max_attempts",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(runnable(spent).await, 1);
+    assert_eq!(runnable(live).await, 1, "a live guard is kept");
+    assert_eq!(pending_sync_jobs(&app, live).await, 1, "and not queued twice");
     app.stop().await;
 }
 

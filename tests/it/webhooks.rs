@@ -168,7 +168,8 @@ async fn a_duplicate_arriving_after_the_sync_started_still_leaves_the_item_due()
         "accepted"
     );
 
-    // The sync job starts: it takes its guard row and marks the item syncing.
+    // The sync job starts: it takes its guard row and marks the item syncing
+    // (as the lease does: `sync_started_at`, then `syncing`).
     sqlx::query("delete from sync_pending where plaid_item_id = $1")
         .bind(id)
         .execute(&app.pool)
@@ -179,7 +180,9 @@ async fn a_duplicate_arriving_after_the_sync_started_still_leaves_the_item_due()
         .await
         .unwrap();
     let sync_started: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("update plaid_items set sync_status = 'syncing' where id = $1 returning now()")
+        sqlx::query_scalar(
+            "update plaid_items set sync_status = 'syncing', sync_started_at = now() where id = $1 returning now()",
+        )
             .bind(id)
             .fetch_one(&app.pool)
             .await

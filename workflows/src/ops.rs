@@ -65,6 +65,12 @@ pub async fn sync_item(pool: &PgPool, item_id: &str) -> Result<u64, OpsError> {
 /// [`sync_item`] does, answering what happened and the item's pending job id.
 pub async fn sync_item_now(pool: &PgPool, item_id: &str) -> Result<(SyncRequest, Option<String>), OpsError> {
     let mut tx = pool.begin().await?;
+    // An operator's "now" overrides a backoff (the retry delay protects Plaid
+    // from our automatic retries, not from a deliberate request).
+    sqlx::query("update plaid_items set next_retry_at = null where item_id = $1 and next_retry_at > now()")
+        .bind(item_id)
+        .execute(&mut *tx)
+        .await?;
     let request = request_sync(&mut tx, ItemRef::PlaidId(item_id)).await?;
     let job_id = match request {
         SyncRequest::Enqueued { plaid_item_id } | SyncRequest::AlreadyQueued { plaid_item_id } => {

@@ -7,6 +7,9 @@
 //! - items stuck `syncing` past their lease (a crashed run that nothing retried);
 //! - `failed` items whose retry is due but has no pending job.
 //!
+//! First it releases guards whose job can no longer run (see
+//! [`release_stale_guards`]), so a spent job cannot block its item forever.
+//!
 //! Each query is served by a partial index of the foundation migration.
 //! Requests go through `request_sync_many`, so an item with a pending job is
 //! never queued twice.
@@ -40,12 +43,17 @@ pub struct SafetyNetReport {
     pub found: u64,
     /// Sync jobs enqueued (items with a pending job are not queued again).
     pub enqueued: u64,
+    /// Guards released because their job could no longer run.
+    pub stale_guards: u64,
 }
 
 /// Finds the items above and requests their syncs, in batches.
 pub async fn run_once(pool: &PgPool, stale_after: Duration) -> Result<SafetyNetReport, EnqueueError> {
     let db = |e: sqlx::Error| EnqueueError::Push(e.into());
-    let mut report = SafetyNetReport::default();
+    let mut report = SafetyNetReport {
+        stale_guards: release_stale_guards(pool).await.map_err(db)?,
+        ..SafetyNetReport::default()
+    };
     let mut after = 0i64;
     loop {
         let mut tx = pool.begin().await.map_err(db)?;
@@ -75,6 +83,29 @@ pub async fn run_once(pool: &PgPool, stale_after: Duration) -> Result<SafetyNetR
         after = last;
     }
     Ok(report)
+}
+
+/// Deletes `sync_pending` guards whose job can no longer run: gone (pruned or
+/// deleted by hand), finished, or pending with its attempts spent (apalis
+/// never fetches a job whose `attempts` reached `max_attempts`, and a worker
+/// that dies holding a job spends one when the job is rescued). Such a guard
+/// would stop every later request of its item from enqueueing a job; once it
+/// is gone, the scan below finds the item and queues a fresh job.
+async fn release_stale_guards(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let released = sqlx::query(
+        "delete from sync_pending p
+         where not exists (
+             select 1 from apalis.jobs j
+             where j.id = p.task_id
+               and (j.status = 'Running' or (j.status in ('Pending', 'Queued') and j.attempts < j.max_attempts)))",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if released > 0 {
+        tracing::warn!(released, "released sync guards whose jobs can no longer run");
+    }
+    Ok(released)
 }
 
 /// The job handler.

@@ -139,18 +139,16 @@ pub(super) fn transactions_sync(st: &mut SimState, ctx: &Ctx) -> Result<Value, A
         }
         return Err(ApiError::code("TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION"));
     }
-    let item = &st.items[&item_id];
-    let pending: Vec<_> = item
-        .history
-        .net_changes(
-            run.base,
-            run.snapshot,
-            params.account_id.as_deref(),
-            report_unseen,
-        )
-        .into_iter()
-        .filter(|c| c.seq > run.position)
-        .collect();
+    let item = st.items.get_mut(&item_id).expect("resolved items exist");
+    let changes = item.history.run_changes(
+        run.base,
+        run.snapshot,
+        params.account_id.as_deref(),
+        report_unseen,
+    );
+    let item = &*item;
+    // Changes are in `seq` order: the run resumes after its last handed-out one.
+    let pending = &changes[changes.partition_point(|c| c.seq <= run.position)..];
     let has_more = pending.len() > params.count;
     let page = &pending[..pending.len().min(params.count)];
     let next_cursor = match page.last() {

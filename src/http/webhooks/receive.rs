@@ -8,14 +8,11 @@ use axum::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use workflows::{
-    ingest::{self, IngestError},
-    metrics,
-};
+use workflows::metrics;
 
 use super::verify::{self, Rejection};
 use crate::{
-    http::error::{AppError, AppResult, is_unavailable},
+    http::error::{AppError, AppResult},
     state::AppState,
 };
 
@@ -106,13 +103,15 @@ async fn handle(
             ))
         })?;
 
-    let answer: AppResult<Json<Accepted>> = match ingest::ingest(&state.pool, &parsed).await {
+    let webhook_type = parsed.get("webhook_type").and_then(|v| v.as_str()).map(str::to_owned);
+    let webhook_code = parsed.get("webhook_code").and_then(|v| v.as_str()).map(str::to_owned);
+    let answer: AppResult<Json<Accepted>> = match state.ingest.ingest(parsed).await {
         Ok(done) => {
             tracing::info!(
                 event_id = done.event_id,
                 duplicate = done.duplicate,
-                webhook_type = parsed.get("webhook_type").and_then(|v| v.as_str()),
-                webhook_code = parsed.get("webhook_code").and_then(|v| v.as_str()),
+                webhook_type,
+                webhook_code,
                 sync = ?done.sync,
                 "webhook stored"
             );
@@ -120,26 +119,15 @@ async fn handle(
                 status: if done.duplicate { "duplicate" } else { "accepted" },
             }))
         }
-        Err(IngestError::Unavailable(e)) => Err(AppError::DatabaseUnavailable(e)),
-        Err(IngestError::Database(e)) => Err(AppError::from(e)),
-        Err(IngestError::Enqueue(e)) => {
-            // Enqueue failures are database failures too (the push is an INSERT).
-            let unavailable = match &e {
-                workflows::jobs::EnqueueError::Push(apalis_postgres::Error::Database(db)) => {
-                    is_unavailable(db)
-                }
-                _ => false,
-            };
-            if unavailable {
-                Err(AppError::status(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "the database is unavailable; retry later",
-                ))
-            } else {
-                Err(AppError::Internal(e.into()))
-            }
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "database unavailable while ingesting a webhook");
+            Err(AppError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; retry later",
+            ))
         }
+        Err(e) => Err(AppError::Internal(e.into())),
     };
     answer.map_err(refused)
 }

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod db;
 pub mod lifecycle;
 pub mod oracle;
+pub mod pg_proxy;
 pub mod plaid;
 pub mod process;
 pub mod wait;

@@ -24,7 +24,7 @@ pub mod schedule;
 pub mod settings;
 pub mod sync_item;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apalis::prelude::{TaskBuilder, TaskId};
 use serde::{Serialize, de::DeserializeOwned};
@@ -58,13 +58,23 @@ pub enum EnqueueError {
 /// notified on commit because `pg_notify` is transactional).
 ///
 /// `run_after` delays the job; apalis stores whole seconds, so a delay is
-/// rounded up to the next second.
+/// rounded up to the next second (see [`due_timestamp`]).
 pub async fn enqueue<J: JobSpec>(
     conn: &mut PgConnection,
     job: &J,
     run_after: Option<Duration>,
 ) -> Result<TaskId, EnqueueError> {
     enqueue_with_id(conn, job, ulid::Ulid::generate(), run_after).await
+}
+
+/// The `run_at` (Unix seconds) of a job pushed at `now` with `delay`: the delay
+/// rounded up to whole seconds, and the due time rounded up too. apalis'
+/// own `run_after` truncates the due time, so a job delayed 1 s at x.9 s was
+/// due at x+1, 0.1 s later: durable backoff depends on never running early.
+pub fn due_timestamp(now: SystemTime, delay: Duration) -> u64 {
+    let whole = Duration::from_secs(delay.as_secs() + u64::from(delay.subsec_nanos() > 0));
+    let due = (now + whole).duration_since(UNIX_EPOCH).unwrap_or_default();
+    due.as_secs() + u64::from(due.subsec_nanos() > 0)
 }
 
 /// [`enqueue`] with a task id chosen by the caller (guard tables record it).
@@ -79,9 +89,28 @@ pub async fn enqueue_with_id<J: JobSpec>(
         .task_id(task_id.clone())
         .max_attempts(J::MAX_ATTEMPTS as usize);
     if let Some(delay) = run_after {
-        let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-        builder = builder.run_after(Duration::from_secs(secs));
+        builder = builder.run_at_timestamp(due_timestamp(SystemTime::now(), delay));
     }
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![builder.build()]).await?;
     Ok(task_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(millis: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn a_delayed_job_is_never_due_before_its_delay_rounded_up_to_whole_seconds() {
+        // Late in a second: truncating would make it due 0.1 s later.
+        assert_eq!(due_timestamp(at(10_900), Duration::from_secs(1)), 12);
+        // On a whole second, nothing to round.
+        assert_eq!(due_timestamp(at(10_000), Duration::from_secs(1)), 11);
+        // A jittered 0.85 s backoff waits a whole second.
+        assert_eq!(due_timestamp(at(10_000), Duration::from_millis(850)), 11);
+        assert_eq!(due_timestamp(at(10_001), Duration::from_millis(850)), 12);
+    }
 }

@@ -100,6 +100,124 @@ async fn finish(
     Ok(SyncRequest::AlreadyQueued { plaid_item_id })
 }
 
+/// [`request_sync`] for many items named by Plaid id at once (the webhook
+/// path: a batch of webhooks from concurrent deliveries). Set-based: one
+/// statement marks the items, claims the guards and brings deferred jobs
+/// forward; one bulk push enqueues the new jobs.
+///
+/// An item whose request is already outstanding (requested after its last
+/// sync started, and `sync_needed` or `syncing`) is not written again: a sync
+/// starting after now is already certain (the pending job, or the running
+/// sync re-queues itself when it ends and sees the newer request), so a second
+/// write would only cost a non-HOT row version and index entries per webhook.
+/// Returns one answer per input id (removed or unknown items: `UnknownItem`).
+pub async fn request_syncs_by_plaid_id(
+    conn: &mut PgConnection,
+    plaid_ids: &[&str],
+) -> Result<std::collections::HashMap<String, SyncRequest>, EnqueueError> {
+    let db = |e: sqlx::Error| EnqueueError::Push(e.into());
+    let mut answers = std::collections::HashMap::with_capacity(plaid_ids.len());
+    if plaid_ids.is_empty() {
+        return Ok(answers);
+    }
+    // Sorted, so concurrent batches lock shared items in the same order.
+    let mut sorted: Vec<&str> = plaid_ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let task_ids: Vec<String> = sorted.iter().map(|_| ulid::Ulid::generate().to_string()).collect();
+    // One statement (a round trip per step would cost more than the steps):
+    // mark the items not yet covered; claim a guard (with the task id we
+    // generated) for each that has none; bring forward the pending jobs of
+    // the others unless they are backoff retries, whose delay protects Plaid.
+    // `forward` cannot see the guards `claimed` inserts (one snapshot), so it
+    // touches pre-existing jobs only, and only rows that would change.
+    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "with target as (
+             select id, item_id, sync_status,
+                    sync_status in ('sync_needed', 'syncing')
+                        and sync_requested_at > coalesce(sync_started_at, '-infinity') as covered,
+                    coalesce(next_retry_at > now(), false) as in_backoff
+             from plaid_items
+             where item_id = any($1) and lifecycle <> 'removed'
+         ),
+         marked as (
+             update plaid_items p
+             set sync_requested_at = now(),
+                 sync_status = case when p.sync_status in ('active', 'failed') then 'sync_needed'
+                                    else p.sync_status end
+             from (select id from target where not covered order by id) t
+             where p.id = t.id and p.lifecycle <> 'removed'
+             returning p.id, p.sync_status
+         ),
+         state as (
+             select t.id, t.item_id, coalesce(m.sync_status, t.sync_status) as status, t.in_backoff
+             from target t left join marked m on m.id = t.id
+         ),
+         claimed as (
+             insert into sync_pending (plaid_item_id, task_id)
+             select s.id, n.task_id
+             from state s join unnest($1::text[], $2::text[]) as n(item_id, task_id) on n.item_id = s.item_id
+             where s.status <> 'needs_reauth'
+             order by s.id
+             on conflict (plaid_item_id) do nothing
+             returning plaid_item_id, task_id
+         ),
+         forward as (
+             update apalis.jobs j set run_at = now()
+             from sync_pending p join state s on s.id = p.plaid_item_id
+             where s.status <> 'needs_reauth' and not s.in_backoff
+               and j.id = p.task_id and j.status = 'Pending' and j.run_at > now()
+         )
+         select s.id, s.item_id, s.status, c.task_id
+         from state s left join claimed c on c.plaid_item_id = s.id",
+    )
+    .bind(&sorted)
+    .bind(&task_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+
+    let mut claimed = Vec::new();
+    for (id, item_id, status, task_id) in rows {
+        let answer = match task_id {
+            _ if status == "needs_reauth" => SyncRequest::AwaitingReauth { plaid_item_id: id },
+            Some(task_id) => {
+                claimed.push((id, task_id));
+                SyncRequest::Enqueued { plaid_item_id: id }
+            }
+            None => SyncRequest::AlreadyQueued { plaid_item_id: id },
+        };
+        answers.insert(item_id, answer);
+    }
+    push_sync_jobs(conn, &claimed).await?;
+    for plaid_id in sorted {
+        answers.entry(plaid_id.to_owned()).or_insert(SyncRequest::UnknownItem);
+    }
+    Ok(answers)
+}
+
+/// Pushes one sync job per claimed guard `(plaid_item_id, task_id)`, in one statement.
+async fn push_sync_jobs(conn: &mut PgConnection, claimed: &[(i64, String)]) -> Result<(), EnqueueError> {
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let mut tasks = Vec::with_capacity(claimed.len());
+    for (plaid_item_id, task_id) in claimed {
+        // The caller generated these ids; they parse.
+        let id = ulid::Ulid::from_string(task_id).expect("a ulid we generated");
+        tasks.push(
+            apalis::prelude::TaskBuilder::new(serde_json::to_vec(&SyncItem {
+                plaid_item_id: *plaid_item_id,
+            })?)
+            .task_id(apalis::prelude::TaskId::from_ulid(id))
+            .max_attempts(SyncItem::MAX_ATTEMPTS as usize)
+            .build(),
+        );
+    }
+    apalis_postgres::queries::push_tasks(conn, SyncItem::QUEUE, tasks).await?;
+    Ok(())
+}
+
 /// Enqueues a sync job unless one that has not started exists; true when it enqueued.
 /// `run_after` delays it (durable retries).
 pub async fn ensure_job(
@@ -248,19 +366,6 @@ pub async fn request_sync_many(conn: &mut PgConnection, plaid_item_ids: &[i64]) 
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let mut tasks = Vec::with_capacity(claimed.len());
-    for (plaid_item_id, task_id) in &claimed {
-        // We generated these ids just above; they parse.
-        let id = ulid::Ulid::from_string(task_id).expect("a ulid we generated");
-        tasks.push(
-            apalis::prelude::TaskBuilder::new(serde_json::to_vec(&SyncItem {
-                plaid_item_id: *plaid_item_id,
-            })?)
-            .task_id(apalis::prelude::TaskId::from_ulid(id))
-            .max_attempts(SyncItem::MAX_ATTEMPTS as usize)
-            .build(),
-        );
-    }
-    apalis_postgres::queries::push_tasks(conn, SyncItem::QUEUE, tasks).await?;
+    push_sync_jobs(conn, &claimed).await?;
     Ok(claimed.len() as u64)
 }

@@ -42,12 +42,22 @@ pub const RETENTION_DAYS: i32 = 7;
 /// records the event, as its last statement (the row lock is then held only
 /// for the commit; the shard spreads concurrent writers over 8 rows).
 pub async fn bump(conn: &mut PgConnection, kind: &str) -> Result<(), sqlx::Error> {
+    bump_by(conn, kind, 1).await
+}
+
+/// Adds `n` to `kind` for the current minute (nothing when `n` is 0): one
+/// upsert for a whole batch of events. Same placement rule as [`bump`].
+pub async fn bump_by(conn: &mut PgConnection, kind: &str, n: i64) -> Result<(), sqlx::Error> {
+    if n == 0 {
+        return Ok(());
+    }
     sqlx::query(
         "insert into metrics_minutely (minute, kind, shard, value)
-         values (date_trunc('minute', now()), $1, (pg_backend_pid() % 8)::smallint, 1)
-         on conflict (minute, kind, shard) do update set value = metrics_minutely.value + 1",
+         values (date_trunc('minute', now()), $1, (pg_backend_pid() % 8)::smallint, $2)
+         on conflict (minute, kind, shard) do update set value = metrics_minutely.value + excluded.value",
     )
     .bind(kind)
+    .bind(n)
     .execute(conn)
     .await?;
     Ok(())

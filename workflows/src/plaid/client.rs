@@ -153,6 +153,17 @@ impl PlaidClient {
         self.post("/transactions/sync", request).await
     }
 
+    /// [`Self::transactions_sync`], also handing back the page's exact JSON
+    /// text, so the sync engine can stage the page as Plaid sent it instead of
+    /// serialising what it just parsed (the parse still validates every
+    /// transaction first).
+    pub async fn transactions_sync_page(
+        &self,
+        request: &TransactionsSyncRequest,
+    ) -> Result<(TransactionsSyncResponse, bytes::Bytes), PlaidError> {
+        self.post_raw("/transactions/sync", request).await
+    }
+
     /// `POST /webhook_verification_key/get`: the public key a webhook's JWT
     /// names by `kid`.
     pub async fn webhook_verification_key_get(
@@ -194,6 +205,19 @@ impl PlaidClient {
         Req: Serialize,
         Resp: DeserializeOwned + PlaidResponse,
     {
+        self.post_raw(endpoint, request).await.map(|(response, _)| response)
+    }
+
+    /// [`Self::post`], also handing back the exact body bytes of a success.
+    async fn post_raw<Req, Resp>(
+        &self,
+        endpoint: &'static str,
+        request: &Req,
+    ) -> Result<(Resp, bytes::Bytes), PlaidError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned + PlaidResponse,
+    {
         let span = tracing::info_span!(
             "plaid_request",
             endpoint,
@@ -204,12 +228,12 @@ impl PlaidClient {
         );
         async {
             let started = std::time::Instant::now();
-            let result: Result<Resp, PlaidError> = self.send(endpoint, request).await;
+            let result: Result<(Resp, bytes::Bytes), PlaidError> = self.send(endpoint, request).await;
             let span = tracing::Span::current();
             let elapsed_ms = started.elapsed().as_millis() as u64;
             crate::metrics::plaid_call(endpoint, metrics_code(&result), started.elapsed());
             match &result {
-                Ok(response) => {
+                Ok((response, _)) => {
                     span.record("request_id", response.request_id());
                     span.record("outcome", "ok");
                     tracing::debug!(elapsed_ms, "Plaid call succeeded");
@@ -232,7 +256,11 @@ impl PlaidClient {
         .await
     }
 
-    async fn send<Req, Resp>(&self, endpoint: &'static str, request: &Req) -> Result<Resp, PlaidError>
+    async fn send<Req, Resp>(
+        &self,
+        endpoint: &'static str,
+        request: &Req,
+    ) -> Result<(Resp, bytes::Bytes), PlaidError>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -265,7 +293,8 @@ impl PlaidClient {
             detail: redact_quoted(&err.to_string()),
         };
         if status.is_success() {
-            serde_json::from_slice(&body).map_err(decode_error)
+            let parsed = serde_json::from_slice(&body).map_err(decode_error)?;
+            Ok((parsed, body))
         } else {
             let error: ErrorBody = serde_json::from_slice(&body).map_err(decode_error)?;
             Err(PlaidError::Api(Box::new(ApiError::new(

@@ -1,6 +1,11 @@
-//! Applying a fetched update: one transaction, set-based.
+//! Applying an update: every page on the run's one transaction, set-based.
 //!
-//! Within the update, the latest staged entry of each transaction wins.
+//! Each page is applied as it arrives ([`apply_page`]), inside the run's
+//! transaction, so nothing is visible until the last page is in and
+//! [`finish`] commits; a restart (mutation during pagination), a crash or a
+//! lost lease rolls the whole update back. Each row is written once, straight
+//! from Plaid's JSON: no staging copy.
+//! Within the update, the latest entry of each transaction wins.
 //! `added`/`modified` are upserted by (account, external_id) with one
 //! `INSERT … SELECT … ON CONFLICT`; `removed` become tombstones (`archived`,
 //! `raw_json.source_removed = true`, the original payload kept); a posted
@@ -10,11 +15,12 @@
 //! `sync_needed` when a webhook arrived during the sync, with its job queued;
 //! or stay `needs_reauth` when an ITEM webhook said so during the sync: that
 //! news is newer than the pages this run fetched).
-//! The lease is checked under a row lock first, so a sync that lost its lease
-//! applies nothing.
+//! The lease is checked under a row lock at the end, so a sync that lost its
+//! lease applies nothing. (Not at the start: the item's row lock would stop
+//! the lease keeper from renewing the lease while pages are fetched.)
 
 use serde_json::{Map, Value};
-use sqlx::PgPool;
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::{SyncError, fetch::Fetched, lease::Lease};
 use crate::{jobs::sync_item::ensure_job_now, link::balances_json};
@@ -30,9 +36,101 @@ pub struct Applied {
     pub due_again: bool,
 }
 
-/// Applies the staged update of `lease` and releases the lease.
-pub async fn apply(pool: &PgPool, lease: &Lease, fetched: &Fetched) -> Result<Applied, SyncError> {
-    let mut tx = pool.begin().await?;
+/// Applies one page, exactly as Plaid sent it (`page`: its JSON text), on the
+/// run's open transaction. Set-based, one statement: PostgreSQL unpacks the
+/// page's `added`, `modified` and `removed` arrays; within the page the latest
+/// entry of a transaction wins (removed > modified > added, then position),
+/// as later pages win over earlier ones by running later. A pending row
+/// replaced by a posted row of the same page is written as its tombstone
+/// directly: the statement's tombstone step cannot see rows its own insert
+/// step wrote (one snapshot), while rows of earlier pages and earlier syncs
+/// are tombstoned by that step.
+pub async fn apply_page(conn: &mut PgConnection, plaid_item_id: i64, page: &str) -> Result<(u64, u64), sqlx::Error> {
+    let (upserted, tombstoned): (i64, i64) = sqlx::query_as(
+        "with page as (select $2::text::jsonb as body),
+         entries as (
+             select k.kind, k.ord as kind_ord, e.ord as position, e.value
+             from page p
+             cross join (values ('a', 'added', 0), ('m', 'modified', 1), ('r', 'removed', 2)) as k(kind, field, ord)
+             cross join lateral jsonb_array_elements(
+                 case when jsonb_typeof(p.body -> k.field) = 'array' then p.body -> k.field else '[]' end
+             ) with ordinality as e(value, ord)
+         ),
+         latest as (
+             select distinct on (value ->> 'transaction_id')
+                    kind, value ->> 'account_id' as plaid_account_id, value ->> 'transaction_id' as transaction_id,
+                    value as payload
+             from entries
+             order by value ->> 'transaction_id', kind_ord desc, position desc
+         ),
+         mapped as (
+             select l.*, m.account_id
+             from latest l
+             join plaid_item_accounts m
+               on m.plaid_item_id = $1 and m.plaid_account_id = l.plaid_account_id and m.active
+         ),
+         posted_here as (
+             select account_id, payload ->> 'pending_transaction_id' as pending_id
+             from mapped where kind <> 'r' and payload ->> 'pending_transaction_id' is not null
+         ),
+         upserted as (
+             insert into transactions as t (account_id, external_id, amount, iso_currency_code,
+                                            unofficial_currency_code, date, authorized_date, name, merchant_name,
+                                            pending, pending_external_id, archived, raw_json)
+             select m.account_id, m.transaction_id, (m.payload ->> 'amount')::numeric,
+                    m.payload ->> 'iso_currency_code', m.payload ->> 'unofficial_currency_code',
+                    (m.payload ->> 'date')::date, (m.payload ->> 'authorized_date')::date,
+                    m.payload ->> 'name', m.payload ->> 'merchant_name',
+                    coalesce((m.payload ->> 'pending')::boolean, false), m.payload ->> 'pending_transaction_id',
+                    r.pending_id is not null,
+                    case when r.pending_id is not null then m.payload || '{\"source_removed\": true}'::jsonb
+                         else m.payload end
+             from mapped m
+             left join (select distinct account_id, pending_id from posted_here) r
+               on r.account_id = m.account_id and r.pending_id = m.transaction_id
+             where m.kind <> 'r'
+             on conflict (account_id, external_id) do update set
+                 amount = excluded.amount, iso_currency_code = excluded.iso_currency_code,
+                 unofficial_currency_code = excluded.unofficial_currency_code, date = excluded.date,
+                 authorized_date = excluded.authorized_date, name = excluded.name,
+                 merchant_name = excluded.merchant_name, pending = excluded.pending,
+                 pending_external_id = excluded.pending_external_id,
+                 archived = excluded.archived, raw_json = excluded.raw_json, updated_at = now()
+               -- An identical re-delivery writes nothing.
+               where t.archived is distinct from excluded.archived or t.raw_json is distinct from excluded.raw_json
+             returning 1
+         ),
+         gone as (
+             select account_id, transaction_id as external_id from mapped where kind = 'r'
+             union
+             select account_id, pending_id from posted_here
+         ),
+         tombstoned as (
+             update transactions t
+             set archived = true, raw_json = t.raw_json || '{\"source_removed\": true}'::jsonb, updated_at = now()
+             from gone g
+             where t.account_id = g.account_id and t.external_id = g.external_id
+               and not (t.archived and coalesce((t.raw_json ->> 'source_removed')::boolean, false))
+             returning 1
+         )
+         select (select count(*) from upserted), (select count(*) from tombstoned)",
+    )
+    .bind(plaid_item_id)
+    .bind(page)
+    .fetch_one(conn)
+    .await?;
+    Ok((upserted as u64, tombstoned as u64))
+}
+
+/// Finishes a run on its transaction, where every page was applied: checks
+/// the lease under the item's row lock (a run that lost its lease applies
+/// nothing: dropping `tx` rolls its pages back), stores balances and the new
+/// cursor, sets the item's status, and commits.
+pub async fn finish(
+    mut tx: Transaction<'_, Postgres>,
+    lease: &Lease,
+    fetched: &Fetched,
+) -> Result<Applied, SyncError> {
     let owner: Option<String> =
         sqlx::query_scalar("select sync_lease_owner from plaid_items where id = $1 for update")
             .bind(lease.plaid_item_id)
@@ -42,70 +140,6 @@ pub async fn apply(pool: &PgPool, lease: &Lease, fetched: &Fetched) -> Result<Ap
     if owner.as_deref() != Some(lease.run_id.as_str()) {
         return Err(SyncError::LeaseLost);
     }
-
-    let upserted = sqlx::query(
-        "with latest as (
-             select distinct on (transaction_id) kind, plaid_account_id, transaction_id, payload
-             from sync_staging where run_id = $2
-             order by transaction_id, seq desc)
-         insert into transactions as t (account_id, external_id, amount, iso_currency_code, unofficial_currency_code,
-                                        date, authorized_date, name, merchant_name, pending, pending_external_id,
-                                        archived, raw_json)
-         select m.account_id, l.transaction_id, (l.payload ->> 'amount')::numeric,
-                l.payload ->> 'iso_currency_code', l.payload ->> 'unofficial_currency_code',
-                (l.payload ->> 'date')::date, (l.payload ->> 'authorized_date')::date,
-                l.payload ->> 'name', l.payload ->> 'merchant_name',
-                coalesce((l.payload ->> 'pending')::boolean, false), l.payload ->> 'pending_transaction_id',
-                false, l.payload
-         from latest l
-         join plaid_item_accounts m
-           on m.plaid_item_id = $1 and m.plaid_account_id = l.plaid_account_id and m.active
-         where l.kind <> 'r'
-         on conflict (account_id, external_id) do update set
-             amount = excluded.amount, iso_currency_code = excluded.iso_currency_code,
-             unofficial_currency_code = excluded.unofficial_currency_code, date = excluded.date,
-             authorized_date = excluded.authorized_date, name = excluded.name,
-             merchant_name = excluded.merchant_name, pending = excluded.pending,
-             pending_external_id = excluded.pending_external_id,
-             archived = false, raw_json = excluded.raw_json, updated_at = now()
-           -- An identical re-delivery writes nothing.
-           where t.archived or t.raw_json is distinct from excluded.raw_json",
-    )
-    .bind(lease.plaid_item_id)
-    .bind(&lease.run_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-
-    // Removals, and pending rows replaced by a posted row of this update.
-    let tombstoned = sqlx::query(
-        "with latest as (
-             select distinct on (transaction_id) kind, plaid_account_id, transaction_id, payload
-             from sync_staging where run_id = $2
-             order by transaction_id, seq desc),
-         gone as (
-             select m.account_id, l.transaction_id as external_id
-             from latest l
-             join plaid_item_accounts m
-               on m.plaid_item_id = $1 and m.plaid_account_id = l.plaid_account_id and m.active
-             where l.kind = 'r'
-             union
-             select m.account_id, l.payload ->> 'pending_transaction_id'
-             from latest l
-             join plaid_item_accounts m
-               on m.plaid_item_id = $1 and m.plaid_account_id = l.plaid_account_id and m.active
-             where l.kind <> 'r' and l.payload ->> 'pending_transaction_id' is not null)
-         update transactions t
-         set archived = true, raw_json = t.raw_json || '{\"source_removed\": true}'::jsonb, updated_at = now()
-         from gone g
-         where t.account_id = g.account_id and t.external_id = g.external_id
-           and not (t.archived and coalesce((t.raw_json ->> 'source_removed')::boolean, false))",
-    )
-    .bind(lease.plaid_item_id)
-    .bind(&lease.run_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
 
     if !fetched.balances.is_empty() {
         let balances: Map<String, Value> = fetched
@@ -153,14 +187,10 @@ pub async fn apply(pool: &PgPool, lease: &Lease, fetched: &Fetched) -> Result<Ap
     if due_again {
         ensure_job_now(&mut tx, lease.plaid_item_id).await?;
     }
-    sqlx::query("delete from sync_staging where run_id = $1")
-        .bind(&lease.run_id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(Applied {
-        upserted,
-        tombstoned,
+        upserted: fetched.upserted,
+        tombstoned: fetched.tombstoned,
         due_again,
     })
 }

@@ -36,9 +36,10 @@ pub struct Lease {
 pub enum Acquire {
     /// Ours.
     Acquired(Lease),
-    /// Another live sync holds it; a delayed job was queued (unless one was pending).
+    /// Another live sync holds it, or the item's backoff retry is not due
+    /// yet; a delayed job was queued (unless one was pending).
     Busy {
-        /// How long until the lease expires.
+        /// How long until the lease expires or the retry is due.
         retry_in: Duration,
     },
     /// The item needs reauthentication, is removed, or does not exist: no sync.
@@ -74,13 +75,16 @@ pub async fn acquire(
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    let status: Option<(String, String)> =
-        sqlx::query_as("select sync_status, lifecycle from plaid_items where id = $1 for update")
-            .bind(plaid_item_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-    let skip = match status.as_ref().map(|(s, l)| (s.as_str(), l.as_str())) {
+    let status: Option<(String, String, f64)> = sqlx::query_as(
+        "select sync_status, lifecycle,
+                greatest(coalesce(extract(epoch from next_retry_at - now()), 0), 0)::float8
+         from plaid_items where id = $1 for update",
+    )
+    .bind(plaid_item_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let skip = match status.as_ref().map(|(s, l, _)| (s.as_str(), l.as_str())) {
         None => Some("item not found"),
         Some((_, "removed")) => Some("item removed"),
         Some(("needs_reauth", _)) => Some("item needs reauthentication"),
@@ -89,6 +93,18 @@ pub async fn acquire(
     if let Some(reason) = skip {
         tx.commit().await.map_err(db)?;
         return Ok(Acquire::Skip { reason });
+    }
+    // The item is backing off (a failed run scheduled its retry): a job that
+    // was queued meanwhile (a webhook during the failed run; a worker may
+    // already have fetched it, so moving its `run_at` could not stop it)
+    // must not call Plaid before the retry is due. It hands over to a job at
+    // that time instead.
+    let backoff_left = status.map_or(0.0, |(_, _, left)| left);
+    if backoff_left > 0.0 {
+        let retry_in = Duration::from_secs_f64(backoff_left);
+        ensure_job(&mut tx, plaid_item_id, Some(retry_in)).await?;
+        tx.commit().await.map_err(db)?;
+        return Ok(Acquire::Busy { retry_in });
     }
     let run_id = ulid::Ulid::generate().to_string();
     let taken: Option<Taken> = sqlx::query_as(

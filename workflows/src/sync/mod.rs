@@ -1,9 +1,10 @@
 //! The sync engine: make the database equal to Plaid's truth for one item.
 //!
 //! One run ([`run`]): take the item's lease ([`lease`]), fetch every page of
-//! the update from the stored cursor into the staging table ([`fetch`]),
-//! restarting from the update's first cursor on mutation during pagination,
-//! then apply it in one set-based transaction ([`apply`]) or record why not
+//! the update from the stored cursor ([`fetch`]) and apply each page as it
+//! arrives, set-based, on one transaction ([`apply`]); on mutation during
+//! pagination roll back and restart from the update's first cursor; commit
+//! with the new cursor once the last page is in, or record why not
 //! ([`outcome`]).
 
 pub mod apply;

@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use super::{
-    SyncError, SyncSettings, apply,
-    fetch::{self, Fetched},
+    SyncError, SyncSettings, apply, fetch,
     lease::{self, Acquire, Lease},
     outcome,
 };
@@ -20,7 +19,7 @@ pub enum SyncOutcome {
     Synced {
         /// Pages fetched in the final (successful) attempt.
         pages: u32,
-        /// Entries staged.
+        /// Entries received (added + modified + removed).
         staged: u64,
         /// Rows upserted.
         upserted: u64,
@@ -133,19 +132,22 @@ async fn run_leased(
         return Ok(SyncOutcome::Failed("NO_ACCESS_TOKEN".into()));
     };
     let token = secrets.get(&mut *pool.acquire().await?, secret_ref).await?;
-    fetch::clear_item_staging(pool, lease.plaid_item_id).await?;
     let access_token = AccessToken::new(token.expose());
 
     let mut restarts = 0;
-    let fetched: Fetched = loop {
-        match fetch::fetch_update(pool, plaid, settings, lease, &access_token).await {
-            Ok(fetched) => break fetched,
+    let (tx, fetched) = loop {
+        // One transaction per attempt: its pages are applied on it and only
+        // `apply::finish` commits, so a restart, an error or a crash (the
+        // connection dies with the process) leaves nothing behind.
+        let mut tx = pool.begin().await?;
+        match fetch::fetch_update(&mut tx, plaid, settings, lease, &access_token).await {
+            Ok(fetched) => break (tx, fetched),
             Err(SyncError::Plaid(e))
                 if e.is_mutation_during_pagination() && restarts < settings.max_restarts =>
             {
-                // Everything fetched in this update is discarded (the next
-                // attempt clears the staging) and the loop restarts from the
-                // update's first cursor.
+                // Everything applied in this attempt is rolled back and the
+                // loop restarts from the update's first cursor.
+                tx.rollback().await?;
                 restarts += 1;
                 tracing::info!(
                     plaid_item_id = lease.plaid_item_id,
@@ -154,16 +156,17 @@ async fn run_leased(
                 );
             }
             Err(e) => {
-                fetch::clear_run_staging(pool, &lease.run_id).await.ok();
+                tx.rollback().await.ok();
                 return Err(e);
             }
         }
     };
     if fetched.not_ready {
+        tx.rollback().await?;
         outcome::not_ready(pool, lease).await?;
         return Ok(SyncOutcome::NotReady);
     }
-    let applied = apply::apply(pool, lease, &fetched).await?;
+    let applied = apply::finish(tx, lease, &fetched).await?;
     Ok(SyncOutcome::Synced {
         pages: fetched.pages,
         staged: fetched.staged,

@@ -1,0 +1,210 @@
+//! Group commit of webhooks (`workflows::ingest`): a batch is one transaction
+//! with the same outcome as its webhooks arriving one by one.
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use workflows::{
+    ingest::{IngestQueue, QueueSettings, ingest_batch},
+    jobs::sync_item::SyncRequest,
+};
+
+use crate::support::{
+    TestApp,
+    plaid::{pending_sync_jobs, seed_item},
+};
+
+fn sync_body(item_id: &str, n: u32) -> Value {
+    json!({
+        "webhook_type": "TRANSACTIONS",
+        "webhook_code": "DEFAULT_UPDATE",
+        "item_id": item_id,
+        "new_transactions": n,
+        "environment": "sandbox",
+    })
+}
+
+async fn xmin(app: &TestApp, id: i64) -> String {
+    sqlx::query_scalar("select xmin::text from plaid_items where id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_stores_each_event_once_counts_copies_and_requests_each_item_once() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (user, _) = app.user_with_token("batch@example.com").await;
+    let (a, a_id) = seed_item(&app, user.id).await;
+    let (b, b_id) = seed_item(&app, user.id).await;
+    let item_error = json!({"webhook_type": "ITEM", "webhook_code": "WEBHOOK_UPDATE_ACKNOWLEDGED", "item_id": a});
+    let bodies = vec![
+        sync_body(&a, 1),
+        sync_body(&b, 1),
+        sync_body(&a, 1), // a retry of the first, in the same batch
+        sync_body(&a, 2),
+        sync_body("unknown-item", 1),
+        item_error,
+    ];
+
+    let done = ingest_batch(&app.pool, &bodies).await.unwrap();
+
+    let duplicates: Vec<bool> = done.iter().map(|d| d.duplicate).collect();
+    assert_eq!(duplicates, [false, false, true, false, false, false]);
+    assert_eq!(done[0].event_id, done[2].event_id, "the retry lands on the stored row");
+    assert_eq!(done[0].sync, Some(SyncRequest::Enqueued { plaid_item_id: a_id }));
+    assert_eq!(done[3].sync, done[0].sync, "one request per item per batch");
+    assert_eq!(done[1].sync, Some(SyncRequest::Enqueued { plaid_item_id: b_id }));
+    assert_eq!(done[4].sync, Some(SyncRequest::UnknownItem));
+    assert_eq!(done[5].sync, None);
+
+    let rows: Vec<(Option<String>, i32, bool)> = sqlx::query_as(
+        "select item_id, duplicate_count, processed_at is not null from plaid_webhook_events order by id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let row_of = |event_id: i64| {
+        sqlx::query_as::<_, (i32, bool)>(
+            "select duplicate_count, processed_at is not null from plaid_webhook_events where id = $1",
+        )
+        .bind(event_id)
+        .fetch_one(&app.pool)
+    };
+    assert_eq!(row_of(done[0].event_id).await.unwrap(), (1, true));
+    assert_eq!(
+        row_of(done[4].event_id).await.unwrap(),
+        (0, false),
+        "an unknown item's event is kept for replay"
+    );
+    assert_eq!(pending_sync_jobs(&app, a_id).await, 1);
+    assert_eq!(pending_sync_jobs(&app, b_id).await, 1);
+
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "select kind, sum(value)::bigint from metrics_minutely where kind like 'webhook%' group by kind order by kind",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted, [("webhook".into(), 5), ("webhook_duplicate".into(), 1)]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn while_a_request_is_outstanding_more_webhooks_do_not_rewrite_the_item_row() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (user, _) = app.user_with_token("hot@example.com").await;
+    let (item_id, id) = seed_item(&app, user.id).await;
+
+    ingest_batch(&app.pool, &[sync_body(&item_id, 1)]).await.unwrap();
+    let version = xmin(&app, id).await;
+    for n in 2..6 {
+        let done = ingest_batch(&app.pool, &[sync_body(&item_id, n)]).await.unwrap();
+        assert_eq!(done[0].sync, Some(SyncRequest::AlreadyQueued { plaid_item_id: id }));
+    }
+    assert_eq!(xmin(&app, id).await, version, "the pending job already covers them");
+    assert_eq!(pending_sync_jobs(&app, id).await, 1);
+
+    // Once the sync has started, the next webhook is a new request again.
+    sqlx::query("delete from sync_pending where plaid_item_id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("update apalis.jobs set status = 'Running' where job_type = 'plaid-sync.sync-item'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("update plaid_items set sync_status = 'syncing', sync_started_at = now() where id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let started = xmin(&app, id).await;
+    let done = ingest_batch(&app.pool, &[sync_body(&item_id, 9)]).await.unwrap();
+    assert_eq!(done[0].sync, Some(SyncRequest::Enqueued { plaid_item_id: id }));
+    assert_ne!(xmin(&app, id).await, started, "the request is recorded on the item");
+    let due: bool =
+        sqlx::query_scalar("select sync_requested_at > sync_started_at from plaid_items where id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(due);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_through_the_queue_each_get_their_own_answer() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (user, _) = app.user_with_token("queue@example.com").await;
+    let mut items = Vec::new();
+    for _ in 0..3 {
+        items.push(seed_item(&app, user.id).await);
+    }
+    let queue = IngestQueue::start(
+        app.pool.clone(),
+        QueueSettings {
+            writers: 2,
+            max_batch: 16,
+            capacity: 64,
+        },
+    );
+    // 60 distinct bodies and 20 retries of the first 20, all at once.
+    let mut bodies: Vec<Value> = (0..60).map(|n| sync_body(&items[n as usize % 3].0, n)).collect();
+    bodies.extend(bodies[..20].to_vec());
+    // A body PostgreSQL's jsonb cannot hold (a NUL character): its batch fails
+    // and is retried one by one, so only this delivery is refused.
+    let poison = json!({"webhook_type": "TRANSACTIONS", "webhook_code": "DEFAULT_UPDATE",
+                        "item_id": items[0].0, "note": "a\u{0}b"});
+    bodies.push(poison);
+    let answers = join_all(bodies.into_iter().map(|body| {
+        let queue = queue.clone();
+        async move { queue.ingest(body).await }
+    }))
+    .await;
+
+    let (poisoned, good) = answers.split_last().unwrap();
+    let error = poisoned.as_ref().expect_err("a body jsonb refuses is not stored");
+    assert!(!error.is_unavailable(), "{error}: not the database's fault");
+    let good: Vec<_> = good.iter().map(|a| a.as_ref().expect("stored")).collect();
+    assert_eq!(good.iter().filter(|d| !d.duplicate).count(), 60);
+    assert_eq!(good.iter().filter(|d| d.duplicate).count(), 20);
+    for retry in 60..80 {
+        assert_eq!(good[retry].event_id, good[retry - 60].event_id);
+    }
+    let (rows, copies): (i64, i64) =
+        sqlx::query_as("select count(*), sum(duplicate_count)::bigint from plaid_webhook_events")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((rows, copies), (60, 20));
+    for (_, id) in &items {
+        assert_eq!(pending_sync_jobs(&app, *id).await, 1);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn when_the_database_is_gone_every_delivery_of_the_batch_is_told_so() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let pool = workflows::db::connect(&app.db.url, 2).await.unwrap();
+    let queue = IngestQueue::start(pool.clone(), QueueSettings::default());
+    pool.close().await;
+    let answers = join_all((0..10).map(|n| {
+        let queue = queue.clone();
+        async move { queue.ingest(sync_body("any", n)).await }
+    }))
+    .await;
+    for answer in answers {
+        let error = answer.expect_err("nothing can be stored");
+        assert!(error.is_unavailable(), "{error}");
+    }
+    let stored: i64 = sqlx::query_scalar("select count(*) from plaid_webhook_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    app.stop().await;
+}
