@@ -120,14 +120,11 @@ fuzz_target!(|data: &[u8]| {
     if request.signed {
         let parsed = serde_json::from_slice::<serde_json::Value>(&request.body).ok();
         let is_object = parsed.as_ref().is_some_and(serde_json::Value::is_object);
-        if parsed.as_ref().is_some_and(has_nul) && status == 500 {
-            // Known bug, found by this target and reported (docs/hostile-input.md, "Open"):
-            // a verified webhook whose strings hold NUL answers 500 (jsonb cannot store
-            // it). Tolerated only so a run goes on to look for anything else; delete this
-            // branch once the ingest refuses such bodies with a 400.
-            return;
-        }
-        let expected = if is_object {
+        // Found by this target: jsonb cannot store NUL, so a verified object
+        // holding one is a 400 `invalid_text` (it was a 500).
+        let expected = if is_object && parsed.as_ref().is_some_and(has_nul) {
+            (400, "invalid_text")
+        } else if is_object {
             (200, "")
         } else {
             (400, "invalid_json")

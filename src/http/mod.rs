@@ -20,6 +20,7 @@ pub mod json_body;
 pub mod openapi;
 pub mod plaid;
 pub mod text_guard;
+pub mod transactions;
 pub mod webhooks;
 
 use axum::{
@@ -55,6 +56,7 @@ fn api_router(state: AppState) -> Router<AppState> {
         .route("/api/plaid/items", get(plaid::list_items))
         .route("/api/accounts", get(accounts::list))
         .route("/api/accounts/{id}", delete(accounts::unlink))
+        .route("/api/accounts/{id}/transactions", get(transactions::list))
         .route("/api/accounts/{id}/sync", post(disabled::sync))
         .route(
             "/api/accounts/{id}/refresh-metadata",

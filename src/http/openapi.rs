@@ -19,6 +19,7 @@ use utoipa::{
         super::plaid::list_items,
         super::accounts::list,
         super::accounts::unlink,
+        super::transactions::list,
         super::disabled::sync,
         super::disabled::refresh_metadata,
         super::jobs::process,
@@ -30,7 +31,7 @@ use utoipa::{
         (name = "operations", description = "Health and readiness"),
         (name = "webhooks", description = "Plaid webhooks (signed)"),
         (name = "plaid", description = "Link and items"),
-        (name = "accounts", description = "The caller's accounts"),
+        (name = "accounts", description = "The caller's accounts and their transactions"),
         (name = "jobs", description = "Enqueue work (JOBS_SECRET)"),
     )
 )]

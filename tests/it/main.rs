@@ -32,6 +32,7 @@ mod simulator_webhooks;
 mod sync;
 mod sync_crash;
 mod sync_property;
+mod transactions_api;
 mod unlink;
 mod webhook_batches;
 mod webhooks;

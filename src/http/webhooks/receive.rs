@@ -37,7 +37,7 @@ pub struct Accepted {
     ),
     responses(
         (status = 200, description = "Stored (or a duplicate of a stored event)", body = Accepted),
-        (status = 400, description = "Verified but not a JSON object", body = crate::http::error::ErrorBody),
+        (status = 400, description = "Verified but not a JSON object (`invalid_json`), or text with a NUL character, which PostgreSQL cannot store (`invalid_text`)", body = crate::http::error::ErrorBody),
         (status = 401, description = "Bad, missing or stale signature; nothing stored", body = crate::http::error::ErrorBody),
         (status = 413, description = "Body over 256 KiB", body = crate::http::error::ErrorBody),
         (status = 503, description = "Database unavailable; nothing stored (Plaid retries)", body = crate::http::error::ErrorBody)))]
@@ -103,6 +103,11 @@ async fn handle(
             ))
         })?;
 
+    // Verified, but PostgreSQL's jsonb cannot hold a NUL character: refuse it
+    // here, clearly, rather than fail the database batch it would join.
+    if crate::http::text_guard::has_nul(&parsed) {
+        return Err(refused(crate::http::text_guard::nul_refused("webhook body")));
+    }
     let webhook_type = parsed.get("webhook_type").and_then(|v| v.as_str()).map(str::to_owned);
     let webhook_code = parsed.get("webhook_code").and_then(|v| v.as_str()).map(str::to_owned);
     let answer: AppResult<Json<Accepted>> = match state.ingest.ingest(parsed).await {

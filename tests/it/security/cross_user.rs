@@ -17,9 +17,9 @@ struct IdRoute {
     body: fn(&str) -> Option<Value>,
 }
 
-/// Every route of CONTRACT.md that takes an id of the caller's rows. The
-/// transactions route is in the contract; while it is not served it is a 404
-/// for everyone, which this table keeps honest once it is.
+/// Every route of CONTRACT.md that takes an id of the caller's rows, including
+/// `GET .../transactions` (the control below checks it answers its owner, so
+/// the 404 is not that of an unserved route).
 fn id_routes() -> Vec<(&'static str, IdRoute)> {
     vec![
         (
@@ -118,6 +118,9 @@ async fn another_users_rows_are_a_404_everywhere_and_stay_unchanged() {
     let (_, sync) = id_routes().remove(1);
     let own = call(&app, &bob, &sync, &bob.account_ids[0].to_string()).await;
     assert_eq!(own.status, StatusCode::GONE, "{own:?}");
+    let (_, transactions) = id_routes().remove(3);
+    let own = call(&app, &bob, &transactions, &bob.account_ids[0].to_string()).await;
+    assert_eq!(own.status, StatusCode::OK, "{own:?}");
 
     // Link update mode for Bob's item: 404 like an unknown item.
     let (status, foreign) = request_link_token(&app, &alice.token, json!({ "item_id": bob.item_id })).await;

@@ -144,9 +144,9 @@ async fn hostile_webhook_fields_are_stored_verbatim_and_hostile_signatures_refus
         let status = answer.status();
         let text = answer.text().await.unwrap();
         if hostile.contains('\0') {
-            // Known bug, reported (docs/hostile-input.md): a verified webhook with a NUL
-            // in a string answers 500, because jsonb cannot hold `\u0000` and the ingest
-            // (workflows/src/ingest, being changed by someone else) does not refuse it.
+            // jsonb cannot hold NUL: refused with a clear 400 before anything is stored.
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{hostile:?}: {text}");
+            assert!(text.contains("invalid_text"), "{text}");
             continue;
         }
         assert_eq!(status, StatusCode::OK, "{hostile:?}: {text}");

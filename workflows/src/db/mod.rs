@@ -5,6 +5,7 @@ pub mod items;
 pub mod legacy_backfill;
 pub mod migrate;
 pub mod notifications;
+pub mod transactions;
 pub mod users;
 pub mod webhook_events;
 

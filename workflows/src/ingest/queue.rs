@@ -36,9 +36,12 @@ pub struct QueueSettings {
 }
 
 impl Default for QueueSettings {
+    /// Two writers: one can commit while the other gathers, and each batch
+    /// holds about half of what is in flight. More writers make smaller
+    /// batches (each paying its round trips) without more cores to use them.
     fn default() -> Self {
         Self {
-            writers: 4,
+            writers: 2,
             max_batch: 128,
             capacity: 1024,
         }
