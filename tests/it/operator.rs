@@ -955,17 +955,21 @@ async fn webhooks_and_sync_runs_are_counted_in_the_rollup() {
     // The seeded item has no access token: its sync fails for good. (If the
     // duplicate arrived while the first run was going, a second run follows
     // and fails too: wait for the item to settle, not just for a count.)
-    wait_until("the sync run to be counted and the item failed", Duration::from_secs(30), || async {
-        let (failed, status): (Option<i64>, String) = sqlx::query_as(
-            "select (select sum(value)::bigint from metrics_minutely where kind = 'sync_failed'),
+    wait_until(
+        "the sync run to be counted and the item failed",
+        Duration::from_secs(30),
+        || async {
+            let (failed, status): (Option<i64>, String) = sqlx::query_as(
+                "select (select sum(value)::bigint from metrics_minutely where kind = 'sync_failed'),
                     (select sync_status from plaid_items where id = $1)",
-        )
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-        (failed.unwrap_or(0) >= 1 && status == "failed").then_some(())
-    })
+            )
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            (failed.unwrap_or(0) >= 1 && status == "failed").then_some(())
+        },
+    )
     .await;
     let counted: Vec<(String, i64)> = sqlx::query_as(
         "select kind, sum(value)::bigint from metrics_minutely where kind like 'webhook%' group by kind order by kind",

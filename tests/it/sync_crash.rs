@@ -53,14 +53,19 @@ async fn a_worker_sigkilled_mid_sync_leaves_nothing_half_done_and_another_worker
     // The pages fetched were applied on the run's transaction, which died with
     // the process: PostgreSQL counts the rolled-back inserts (statistics reach
     // pg_stat a moment after the backend ends).
-    wait_until("the killed run's inserts to be counted", Duration::from_secs(30), || async {
-        let inserted: i64 =
-            sqlx::query_scalar("select n_tup_ins from pg_stat_user_tables where relname = 'transactions'")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        (inserted > 0).then_some(())
-    })
+    wait_until(
+        "the killed run's inserts to be counted",
+        Duration::from_secs(30),
+        || async {
+            let inserted: i64 = sqlx::query_scalar(
+                "select n_tup_ins from pg_stat_user_tables where relname = 'transactions'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            (inserted > 0).then_some(())
+        },
+    )
     .await;
 
     app.sim.set_latency(None);

@@ -37,7 +37,8 @@ async fn a_batch_stores_each_event_once_counts_copies_and_requests_each_item_onc
     let (user, _) = app.user_with_token("batch@example.com").await;
     let (a, a_id) = seed_item(&app, user.id).await;
     let (b, b_id) = seed_item(&app, user.id).await;
-    let item_error = json!({"webhook_type": "ITEM", "webhook_code": "WEBHOOK_UPDATE_ACKNOWLEDGED", "item_id": a});
+    let item_error =
+        json!({"webhook_type": "ITEM", "webhook_code": "WEBHOOK_UPDATE_ACKNOWLEDGED", "item_id": a});
     let bodies = vec![
         sync_body(&a, 1),
         sync_body(&b, 1),
@@ -51,7 +52,10 @@ async fn a_batch_stores_each_event_once_counts_copies_and_requests_each_item_onc
 
     let duplicates: Vec<bool> = done.iter().map(|d| d.duplicate).collect();
     assert_eq!(duplicates, [false, false, true, false, false, false]);
-    assert_eq!(done[0].event_id, done[2].event_id, "the retry lands on the stored row");
+    assert_eq!(
+        done[0].event_id, done[2].event_id,
+        "the retry lands on the stored row"
+    );
     assert_eq!(done[0].sync, Some(SyncRequest::Enqueued { plaid_item_id: a_id }));
     assert_eq!(done[3].sync, done[0].sync, "one request per item per batch");
     assert_eq!(done[1].sync, Some(SyncRequest::Enqueued { plaid_item_id: b_id }));
@@ -101,9 +105,16 @@ async fn while_a_request_is_outstanding_more_webhooks_do_not_rewrite_the_item_ro
     let version = xmin(&app, id).await;
     for n in 2..6 {
         let done = ingest_batch(&app.pool, &[sync_body(&item_id, n)]).await.unwrap();
-        assert_eq!(done[0].sync, Some(SyncRequest::AlreadyQueued { plaid_item_id: id }));
+        assert_eq!(
+            done[0].sync,
+            Some(SyncRequest::AlreadyQueued { plaid_item_id: id })
+        );
     }
-    assert_eq!(xmin(&app, id).await, version, "the pending job already covers them");
+    assert_eq!(
+        xmin(&app, id).await,
+        version,
+        "the pending job already covers them"
+    );
     assert_eq!(pending_sync_jobs(&app, id).await, 1);
 
     // Once the sync has started, the next webhook is a new request again.
@@ -124,7 +135,11 @@ async fn while_a_request_is_outstanding_more_webhooks_do_not_rewrite_the_item_ro
     let started = xmin(&app, id).await;
     let done = ingest_batch(&app.pool, &[sync_body(&item_id, 9)]).await.unwrap();
     assert_eq!(done[0].sync, Some(SyncRequest::Enqueued { plaid_item_id: id }));
-    assert_ne!(xmin(&app, id).await, started, "the request is recorded on the item");
+    assert_ne!(
+        xmin(&app, id).await,
+        started,
+        "the request is recorded on the item"
+    );
     let due: bool =
         sqlx::query_scalar("select sync_requested_at > sync_started_at from plaid_items where id = $1")
             .bind(id)

@@ -41,7 +41,10 @@ impl RingEs256 {
         if key.family() != jsonwebtoken::AlgorithmFamily::Ec {
             return Err(ErrorKind::InvalidKeyFormat.into());
         }
-        Ok(Self(UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.as_bytes().to_vec())))
+        Ok(Self(UnparsedPublicKey::new(
+            &ECDSA_P256_SHA256_FIXED,
+            key.as_bytes().to_vec(),
+        )))
     }
 }
 

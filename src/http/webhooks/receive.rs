@@ -108,8 +108,14 @@ async fn handle(
     if crate::http::text_guard::has_nul(&parsed) {
         return Err(refused(crate::http::text_guard::nul_refused("webhook body")));
     }
-    let webhook_type = parsed.get("webhook_type").and_then(|v| v.as_str()).map(str::to_owned);
-    let webhook_code = parsed.get("webhook_code").and_then(|v| v.as_str()).map(str::to_owned);
+    let webhook_type = parsed
+        .get("webhook_type")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let webhook_code = parsed
+        .get("webhook_code")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
     let answer: AppResult<Json<Accepted>> = match state.ingest.ingest(parsed).await {
         Ok(done) => {
             tracing::info!(

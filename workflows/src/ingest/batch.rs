@@ -32,7 +32,9 @@ enum Action<'a> {
 fn action(body: &Value) -> Action<'_> {
     let field = |name: &str| body.get(name).and_then(Value::as_str);
     match (field("webhook_type"), field("webhook_code"), field("item_id")) {
-        (Some("TRANSACTIONS"), Some(code), Some(item_id)) if SYNC_CODES.contains(&code) => Action::Sync(item_id),
+        (Some("TRANSACTIONS"), Some(code), Some(item_id)) if SYNC_CODES.contains(&code) => {
+            Action::Sync(item_id)
+        }
         (Some("ITEM"), ..) => Action::Item,
         _ => Action::Store,
     }
@@ -72,7 +74,10 @@ pub async fn ingest_batch(pool: &PgPool, bodies: &[Value]) -> Result<Vec<Ingeste
     for (body, action) in bodies.iter().zip(&actions) {
         let (request, done) = match action {
             Action::Sync(item_id) => {
-                let request = requests.get(*item_id).copied().unwrap_or(SyncRequest::UnknownItem);
+                let request = requests
+                    .get(*item_id)
+                    .copied()
+                    .unwrap_or(SyncRequest::UnknownItem);
                 (Some(request), request != SyncRequest::UnknownItem)
             }
             Action::Item => (None, item_webhooks::act(&mut tx, body).await?),

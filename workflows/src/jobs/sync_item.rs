@@ -124,7 +124,10 @@ pub async fn request_syncs_by_plaid_id(
     let mut sorted: Vec<&str> = plaid_ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let task_ids: Vec<String> = sorted.iter().map(|_| ulid::Ulid::generate().to_string()).collect();
+    let task_ids: Vec<String> = sorted
+        .iter()
+        .map(|_| ulid::Ulid::generate().to_string())
+        .collect();
     // One statement (a round trip per step would cost more than the steps):
     // mark the items not yet covered; claim a guard (with the task id we
     // generated) for each that has none; bring forward the pending jobs of
@@ -191,7 +194,9 @@ pub async fn request_syncs_by_plaid_id(
     }
     push_sync_jobs(conn, &claimed).await?;
     for plaid_id in sorted {
-        answers.entry(plaid_id.to_owned()).or_insert(SyncRequest::UnknownItem);
+        answers
+            .entry(plaid_id.to_owned())
+            .or_insert(SyncRequest::UnknownItem);
     }
     Ok(answers)
 }

@@ -205,7 +205,9 @@ impl PlaidClient {
         Req: Serialize,
         Resp: DeserializeOwned + PlaidResponse,
     {
-        self.post_raw(endpoint, request).await.map(|(response, _)| response)
+        self.post_raw(endpoint, request)
+            .await
+            .map(|(response, _)| response)
     }
 
     /// [`Self::post`], also handing back the exact body bytes of a success.

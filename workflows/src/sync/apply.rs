@@ -45,7 +45,11 @@ pub struct Applied {
 /// directly: the statement's tombstone step cannot see rows its own insert
 /// step wrote (one snapshot), while rows of earlier pages and earlier syncs
 /// are tombstoned by that step.
-pub async fn apply_page(conn: &mut PgConnection, plaid_item_id: i64, page: &str) -> Result<(u64, u64), sqlx::Error> {
+pub async fn apply_page(
+    conn: &mut PgConnection,
+    plaid_item_id: i64,
+    page: &str,
+) -> Result<(u64, u64), sqlx::Error> {
     let (upserted, tombstoned): (i64, i64) = sqlx::query_as(
         "with page as (select $2::text::jsonb as body),
          entries as (
