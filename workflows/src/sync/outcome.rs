@@ -122,9 +122,14 @@ pub async fn retry_later(
         return Err(SyncError::LeaseLost);
     };
     let delay = backoff(settings, attempts as u32, rate_limited);
-    sqlx::query("update plaid_items set next_retry_at = now() + make_interval(secs => $2) where id = $1")
+    // The backoff ends when the retry job is due: the job's due time is the
+    // delay rounded up to whole seconds (apalis keeps seconds), and the lease
+    // refuses any other job of the item before `next_retry_at`, so both must
+    // name the same instant or a webhook's job could run first.
+    let due = crate::jobs::due_timestamp(std::time::SystemTime::now(), delay);
+    sqlx::query("update plaid_items set next_retry_at = to_timestamp($2) where id = $1")
         .bind(lease.plaid_item_id)
-        .bind(delay.as_secs_f64())
+        .bind(due as f64)
         .execute(&mut *tx)
         .await?;
     accounts_follow(&mut tx, lease.plaid_item_id, "failed", false).await?;
