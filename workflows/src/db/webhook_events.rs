@@ -70,34 +70,6 @@ pub struct StoredEvent {
     pub inserted: bool,
 }
 
-/// Inserts an event, or counts a duplicate on the stored row with the same key.
-/// `processed` stamps `processed_at` (kept if the stored row already has one).
-pub async fn insert_or_count_duplicate(
-    conn: &mut PgConnection,
-    dedupe_key: &str,
-    body: &Value,
-    processed: bool,
-) -> Result<StoredEvent, sqlx::Error> {
-    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::to_owned);
-    sqlx::query_as(
-        "insert into plaid_webhook_events (dedupe_key, item_id, webhook_type, webhook_code, body, processed_at)
-         values ($1, $2, $3, $4, $5, case when $6 then now() end)
-         on conflict (dedupe_key) do update
-           set duplicate_count = plaid_webhook_events.duplicate_count + 1,
-               last_duplicate_at = now(),
-               processed_at = coalesce(plaid_webhook_events.processed_at, excluded.processed_at)
-         returning id, (xmax = 0) as inserted",
-    )
-    .bind(dedupe_key)
-    .bind(text("item_id"))
-    .bind(text("webhook_type"))
-    .bind(text("webhook_code"))
-    .bind(body)
-    .bind(processed)
-    .fetch_one(conn)
-    .await
-}
-
 /// One distinct event of a batch: its key, body, whether it was acted on, and
 /// how many more copies of it arrived in the same batch.
 #[derive(Debug, Clone, Copy)]
@@ -112,8 +84,10 @@ pub struct NewEvent<'a> {
     pub extra_copies: i32,
 }
 
-/// [`insert_or_count_duplicate`] for a batch of distinct keys, in one
-/// statement that also counts the batch in the dashboard's rollup
+/// Inserts a batch of events with distinct keys, or counts each as a duplicate
+/// on the stored row with the same key (`processed` stamps `processed_at`,
+/// kept if the stored row already has one), in one statement that also
+/// counts the batch in the dashboard's rollup
 /// (`counters`: the kinds for new events and for duplicates; see
 /// `monitoring::rollup`). Rows are written in key order so concurrent batches
 /// that share keys take the unique index's locks in the same order; the

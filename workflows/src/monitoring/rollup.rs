@@ -1,8 +1,9 @@
 //! The per-minute rollup (`metrics_minutely`) behind the dashboard's charts.
 //!
 //! Counters are bumped by one upsert in the transaction that records the
-//! event (a webhook stored, a sync run finished); gauges (sync lag) are set
-//! once a minute by [`super::sampler`]. A chart of the last 24 h reads at most
+//! event: a sync run finished ([`bump`]), or a batch of webhooks (counted by
+//! the statement that stores it, `db::webhook_events::insert_or_count_duplicates`).
+//! Gauges (sync lag) are set once a minute by [`super::sampler`]. A chart of the last 24 h reads at most
 //! 1,440 minutes per kind through the primary key, never the event tables.
 
 use std::collections::BTreeMap;
@@ -42,22 +43,12 @@ pub const RETENTION_DAYS: i32 = 7;
 /// records the event, as its last statement (the row lock is then held only
 /// for the commit; the shard spreads concurrent writers over 8 rows).
 pub async fn bump(conn: &mut PgConnection, kind: &str) -> Result<(), sqlx::Error> {
-    bump_by(conn, kind, 1).await
-}
-
-/// Adds `n` to `kind` for the current minute (nothing when `n` is 0): one
-/// upsert for a whole batch of events. Same placement rule as [`bump`].
-pub async fn bump_by(conn: &mut PgConnection, kind: &str, n: i64) -> Result<(), sqlx::Error> {
-    if n == 0 {
-        return Ok(());
-    }
     sqlx::query(
         "insert into metrics_minutely (minute, kind, shard, value)
-         values (date_trunc('minute', now()), $1, (pg_backend_pid() % 8)::smallint, $2)
-         on conflict (minute, kind, shard) do update set value = metrics_minutely.value + excluded.value",
+         values (date_trunc('minute', now()), $1, (pg_backend_pid() % 8)::smallint, 1)
+         on conflict (minute, kind, shard) do update set value = metrics_minutely.value + 1",
     )
     .bind(kind)
-    .bind(n)
     .execute(conn)
     .await?;
     Ok(())
