@@ -41,7 +41,7 @@
 //! `JOB_DRAIN_BATCH_SIZE` and `JOB_DRAIN_CONCURRENCY` override the sizes and
 //! the worker settings, for diagnosis only: the run says so).
 
-#[path = "job_drain/cpu.rs"]
+#[path = "support/cpu.rs"]
 mod cpu;
 #[path = "job_drain/history.rs"]
 mod history;

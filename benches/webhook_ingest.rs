@@ -49,6 +49,8 @@
 //!
 //! Run: `cargo bench --bench webhook_ingest` (about 2 minutes).
 
+#[path = "support/cpu.rs"]
+mod cpu;
 mod support;
 
 use std::{
@@ -102,18 +104,6 @@ struct Webhook {
     jwt: String,
 }
 
-/// Utime + stime, in jiffies, from a `/proc/<pid>/stat` line.
-fn jiffies_of(stat: &str) -> u64 {
-    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15.
-    let after_comm = stat.rsplit(')').next().unwrap_or_default();
-    after_comm
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum()
-}
-
 /// Attributes CPU time: the machine, this process (app + load generator),
 /// and the PostgreSQL backends connected to the bench database.
 #[derive(Clone)]
@@ -122,69 +112,10 @@ struct CpuMeter {
     db: String,
 }
 
-/// CPU counters at one instant, in jiffies.
-struct CpuSample {
-    total: u64,
-    busy: u64,
-    own: u64,
-    backends: HashMap<u32, u64>,
-}
-
 impl CpuMeter {
-    /// Reads `/proc/stat`, `/proc/self/stat` and each backend's `/proc/<pid>/stat`
-    /// (zeros where unreadable).
-    async fn sample(&self) -> CpuSample {
-        let pids: Vec<i32> = sqlx::query_scalar("select pid from pg_stat_activity where datname = $1")
-            .bind(&self.db)
-            .fetch_all(&self.pool)
-            .await
-            .unwrap_or_default();
-        let backends = pids
-            .into_iter()
-            .filter_map(|pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                Some((pid as u32, jiffies_of(&stat)))
-            })
-            .collect();
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let total: u64 = cpu.iter().take(8).sum();
-        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
-        CpuSample {
-            total,
-            busy: total.saturating_sub(idle),
-            own: jiffies_of(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default()),
-            backends,
-        }
-    }
-}
-
-impl CpuSample {
-    /// Shares of the machine's CPU time since `start`.
-    fn since(&self, start: &CpuSample) -> String {
-        let total = self.total.saturating_sub(start.total).max(1) as f64;
-        let busy = self.busy.saturating_sub(start.busy);
-        let own = self.own.saturating_sub(start.own);
-        let backends: u64 = self
-            .backends
-            .iter()
-            .map(|(pid, now)| now.saturating_sub(start.backends.get(pid).copied().unwrap_or(0)))
-            .sum();
-        let pct = |j: u64| 100.0 * j as f64 / total;
-        format!(
-            "CPU {:.0} % = bench process {:.0} % + its PostgreSQL backends {:.0} % + other {:.0} %",
-            pct(busy),
-            pct(own),
-            pct(backends),
-            pct(busy.saturating_sub(own + backends))
-        )
+    /// The counters now (see `support/cpu.rs`).
+    async fn sample(&self) -> cpu::Sample {
+        cpu::sample(&self.pool, &self.db).await
     }
 }
 

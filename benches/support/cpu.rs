@@ -1,7 +1,9 @@
 //! Where the machine's CPU went during a phase: this process, the PostgreSQL
 //! backends connected to the bench database, and everything else (the WAL
 //! writer, and other people's builds on a shared machine: a large "other"
-//! marks a disturbed phase). Same method as `webhook_ingest`'s meter.
+//! marks a disturbed phase). Used by `webhook_ingest` and `job_drain`
+//! (included by path from each, so the benches that print no CPU split do
+//! not compile it).
 
 use std::collections::HashMap;
 
