@@ -193,7 +193,8 @@ struct CaseResult {
 
 /// CPU the worker spends per page outside PostgreSQL, timed alone in this
 /// process on the recorded pages: parsing a page into
-/// `TransactionsSyncResponse` (the page's text is then bound as it came).
+/// `TransactionsSyncResponse` (an initial load then turns the page's text
+/// into `COPY` rows; later updates bind it as it came).
 struct ClientCpu {
     parse_ms: f64,
 }
@@ -221,7 +222,7 @@ impl CaseResult {
             .print("sync of recorded pages (replay)", self.n, copy_rate);
         let pages = self.simulator_alone.1 as f64;
         println!(
-            "    per page: fetch + apply {:.1} ms = max(HTTP + parse (timed alone: {:.1} ms), the page's INSERT)",
+            "    per page: fetch + apply {:.1} ms = max(HTTP + parse (timed alone: {:.1} ms), the page's share of the COPY)",
             1000.0 * self.replayed.fetch / pages,
             self.client_cpu.parse_ms,
         );

@@ -31,6 +31,7 @@ mod simulator_sync;
 mod simulator_webhooks;
 mod sync;
 mod sync_crash;
+mod sync_initial_load;
 mod sync_property;
 mod transactions_api;
 mod unlink;

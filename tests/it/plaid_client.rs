@@ -266,9 +266,9 @@ async fn transactions_sync_pages_through_adds_then_reports_modified_and_removed(
     assert_eq!(walmart.payment_channel, Some(PaymentChannel::InStore));
     assert_eq!(walmart.iso_currency_code.as_deref(), Some("USD"));
     assert!(!walmart.pending);
-    assert_eq!(walmart.raw["transaction_id"], ids[0].as_str());
+    assert_eq!(walmart.raw()["transaction_id"], ids[0].as_str());
     assert!(
-        walmart.raw.get("counterparties").is_some(),
+        walmart.raw().get("counterparties").is_some(),
         "raw keeps untyped fields"
     );
     assert!(added.iter().find(|t| t.transaction_id == ids[2]).unwrap().pending);

@@ -105,7 +105,7 @@ fn sync_example_parses_into_typed_fields_and_keeps_the_raw_transaction() {
             .map(|c| c.primary.as_str()),
         Some("GENERAL_MERCHANDISE")
     );
-    assert_eq!(walmart.raw, first_added, "raw is the whole object");
+    assert_eq!(walmart.raw(), first_added, "raw is the whole object");
 
     assert!(page.modified[0].pending);
     assert_eq!(
@@ -141,7 +141,7 @@ fn sync_response_tolerates_unknown_fields_and_enum_values() {
     );
     assert_eq!(added.transaction_code.as_deref(), Some("teleport"));
     assert_eq!(added.datetime, None);
-    assert_eq!(added.raw["field_from_the_future"]["nested"][1], "two");
+    assert_eq!(added.raw()["field_from_the_future"]["nested"][1], "two");
     assert_eq!(added.amount.as_str(), "72.1");
 }
 
@@ -286,7 +286,7 @@ fn amounts_keep_the_decimal_plaid_sent() {
         // Assert
         assert_eq!(transaction.amount.as_str(), expected, "for {json_text}");
         assert_eq!(
-            transaction.raw["amount"].to_string().parse::<f64>().unwrap(),
+            transaction.raw()["amount"].to_string().parse::<f64>().unwrap(),
             expected.parse::<f64>().unwrap()
         );
     }

@@ -2,13 +2,15 @@
 //!
 //! One run ([`run`]): take the item's lease ([`lease`]), fetch every page of
 //! the update from the stored cursor ([`fetch`]) and apply each page as it
-//! arrives, set-based, on one transaction ([`apply`]); on mutation during
+//! arrives, set-based, on one transaction ([`apply`]; an item's first update
+//! by `COPY`, [`initial_load`]); on mutation during
 //! pagination roll back and restart from the update's first cursor; commit
 //! with the new cursor once the last page is in, or record why not
 //! ([`outcome`]).
 
 pub mod apply;
 pub mod fetch;
+pub mod initial_load;
 pub mod lease;
 pub mod limits;
 pub mod outcome;

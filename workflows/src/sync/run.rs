@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{
-    SyncError, SyncSettings, apply, fetch,
+    SyncError, SyncSettings, apply, fetch, initial_load,
     lease::{self, Acquire, Lease},
     outcome,
 };
@@ -25,6 +25,8 @@ pub enum SyncOutcome {
         upserted: u64,
         /// Rows tombstoned.
         tombstoned: u64,
+        /// Rows of `upserted` loaded by `COPY` (an initial load).
+        copied: u64,
         /// Restarts after mutation during pagination.
         restarts: u32,
         /// Plaid's `added` entries in the applied update.
@@ -135,13 +137,24 @@ async fn run_leased(
     let access_token = AccessToken::new(token.expose());
 
     let mut restarts = 0;
+    let mut copy_allowed = true;
     let (tx, fetched) = loop {
         // One transaction per attempt: its pages are applied on it and only
         // `apply::finish` commits, so a restart, an error or a crash (the
         // connection dies with the process) leaves nothing behind.
         let mut tx = pool.begin().await?;
-        match fetch::fetch_update(&mut tx, plaid, settings, lease, &access_token).await {
+        match fetch::fetch_update(&mut tx, plaid, settings, lease, &access_token, copy_allowed).await {
             Ok(fetched) => break (tx, fetched),
+            Err(SyncError::Database(e)) if copy_allowed && initial_load::is_repeated_row(&e) => {
+                // A transaction came twice in an initial load: redo the
+                // update through the upsert, which keeps the latest entry.
+                tx.rollback().await?;
+                copy_allowed = false;
+                tracing::warn!(
+                    plaid_item_id = lease.plaid_item_id,
+                    "a transaction repeated across pages of an initial load; redoing the update without COPY"
+                );
+            }
             Err(SyncError::Plaid(e))
                 if e.is_mutation_during_pagination() && restarts < settings.max_restarts =>
             {
@@ -172,6 +185,7 @@ async fn run_leased(
         staged: fetched.staged,
         upserted: applied.upserted,
         tombstoned: applied.tombstoned,
+        copied: fetched.copied,
         restarts,
         added: fetched.added,
         modified: fetched.modified,

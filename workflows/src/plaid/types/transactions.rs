@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 
 use super::{
     AccessToken, Account, Amount,
@@ -126,7 +126,7 @@ pub struct RemovedTransaction {
 }
 
 /// A transaction (SPEC `Transaction`, PLAID.md §2.3): the fields the sync
-/// engine uses, typed, plus the whole object in [`raw`](Self::raw).
+/// engine uses, typed, plus the whole object's text ([`raw`](Self::raw)).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Transaction {
     /// Unique and case-sensitive. A pending transaction that posts gets a
@@ -192,20 +192,42 @@ pub struct Transaction {
     /// Transaction code (EU/UK), e.g. `purchase`.
     #[serde(default)]
     pub transaction_code: Option<String>,
-    /// The whole transaction object exactly as parsed, unknown fields
-    /// included, for the `raw_json` column. Filled in by
+    /// The whole transaction object's JSON text exactly as received, unknown
+    /// fields included (see [`Transaction::raw`]). Kept as text, not as a
+    /// `Value`: building a `Value` tree for every transaction of a page cost
+    /// more than the rest of the page's parse. Filled in by
     /// [`Transaction::from_value`] and by [`TransactionsSyncResponse`];
-    /// `Null` if the struct was deserialized on its own.
+    /// `None` if the struct was deserialized on its own.
     #[serde(skip)]
-    pub raw: Value,
+    raw_text: Option<Box<RawValue>>,
 }
 
 impl Transaction {
     /// Parses a transaction object and keeps it as [`raw`](Self::raw).
     pub fn from_value(raw: Value) -> Result<Self, serde_json::Error> {
         let mut transaction = Self::deserialize(&raw)?;
-        transaction.raw = raw;
+        transaction.raw_text = Some(serde_json::value::to_raw_value(&raw)?);
         Ok(transaction)
+    }
+
+    /// Parses a transaction object from its JSON text and keeps the text.
+    pub fn from_raw(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
+        let mut transaction: Self = serde_json::from_str(raw.get())?;
+        transaction.raw_text = Some(raw);
+        Ok(transaction)
+    }
+
+    /// The whole object as a `Value` (parsed on each call; `Null` if the
+    /// struct was deserialized on its own).
+    pub fn raw(&self) -> Value {
+        self.raw_json()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The whole object's JSON text, as received.
+    pub fn raw_json(&self) -> Option<&str> {
+        self.raw_text.as_deref().map(RawValue::get)
     }
 }
 
@@ -237,9 +259,9 @@ pub struct PersonalFinanceCategory {
 }
 
 fn transactions_with_raw<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Transaction>, D::Error> {
-    null_as_empty::<D, Value>(deserializer)?
+    null_as_empty::<D, Box<RawValue>>(deserializer)?
         .into_iter()
-        .map(|raw| Transaction::from_value(raw).map_err(serde::de::Error::custom))
+        .map(|raw| Transaction::from_raw(raw).map_err(serde::de::Error::custom))
         .collect()
 }
 
