@@ -223,3 +223,59 @@ async fn when_the_database_is_gone_every_delivery_of_the_batch_is_told_so() {
     assert_eq!(stored, 0);
     app.stop().await;
 }
+
+/// Every column of a job row but its id, payload and due time, as text.
+async fn job_row(
+    app: &TestApp,
+    plaid_item_id: i64,
+) -> (Vec<Option<String>>, workflows::jobs::sync_item::SyncItem) {
+    let (columns, job): (Vec<Option<String>>, Vec<u8>) = sqlx::query_as(
+        "select array[j.job_type, j.status, j.attempts::text, j.max_attempts::text, j.priority::text,
+                      j.metadata::text, j.idempotency_key, j.lock_by, j.lock_at::text, j.done_at::text,
+                      j.last_result::text], j.job
+         from apalis.jobs j join sync_pending p on p.task_id = j.id
+         where p.plaid_item_id = $1",
+    )
+    .bind(plaid_item_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    (
+        columns,
+        serde_json::from_slice(&job).expect("the payload decodes as the job"),
+    )
+}
+
+#[tokio::test]
+async fn the_job_a_webhook_batch_enqueues_is_the_row_apalis_itself_pushes() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (user, _) = app.user_with_token("jobs@example.com").await;
+    let (a, a_id) = seed_item(&app, user.id).await;
+    let (_, b_id) = seed_item(&app, user.id).await;
+
+    // a: through the batch statement; b: through apalis-postgres' push_tasks.
+    let done = ingest_batch(&app.pool, &[sync_body(&a, 1)]).await.unwrap();
+    assert_eq!(done[0].sync, Some(SyncRequest::Enqueued { plaid_item_id: a_id }));
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert!(
+        workflows::jobs::sync_item::ensure_job(&mut conn, b_id, None)
+            .await
+            .unwrap()
+    );
+    drop(conn);
+
+    let (ours, our_job) = job_row(&app, a_id).await;
+    let (apalis, apalis_job) = job_row(&app, b_id).await;
+    assert_eq!(ours, apalis, "same columns as apalis writes");
+    assert_eq!(our_job.plaid_item_id, a_id);
+    assert_eq!(apalis_job.plaid_item_id, b_id);
+    let due_now: bool = sqlx::query_scalar(
+        "select run_at <= now() from apalis.jobs j join sync_pending p on p.task_id = j.id where p.plaid_item_id = $1",
+    )
+    .bind(a_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(due_now, "the job is due at once");
+    app.stop().await;
+}

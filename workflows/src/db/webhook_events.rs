@@ -19,7 +19,6 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 
 /// The dedupe key of a webhook body (see the module docs).
 pub fn dedupe_key(body: &Value) -> String {
@@ -59,106 +58,6 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         }
         scalar => out.extend(serde_json::to_vec(scalar).expect("a scalar serialises")),
     }
-}
-
-/// The row an event landed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct StoredEvent {
-    /// `plaid_webhook_events.id`.
-    pub id: i64,
-    /// True when this call inserted it; false when it counted a duplicate.
-    pub inserted: bool,
-}
-
-/// One distinct event of a batch: its key, body, whether it was acted on, and
-/// how many more copies of it arrived in the same batch.
-#[derive(Debug, Clone, Copy)]
-pub struct NewEvent<'a> {
-    /// [`dedupe_key`] of the body.
-    pub dedupe_key: &'a str,
-    /// The body (a JSON object).
-    pub body: &'a Value,
-    /// Stamp `processed_at`.
-    pub processed: bool,
-    /// Copies beyond the first in this batch (counted as duplicates).
-    pub extra_copies: i32,
-}
-
-/// Inserts a batch of events with distinct keys, or counts each as a duplicate
-/// on the stored row with the same key (`processed` stamps `processed_at`,
-/// kept if the stored row already has one), in one statement that also
-/// counts the batch in the dashboard's rollup
-/// (`counters`: the kinds for new events and for duplicates; see
-/// `monitoring::rollup`). Rows are written in key order so concurrent batches
-/// that share keys take the unique index's locks in the same order; the
-/// rollup row is written last in the statement. Returns one [`StoredEvent`]
-/// per input, in input order.
-pub async fn insert_or_count_duplicates(
-    conn: &mut PgConnection,
-    events: &[NewEvent<'_>],
-    counters: (&str, &str),
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let text = |body: &Value, field: &str| body.get(field).and_then(Value::as_str).map(str::to_owned);
-    let keys: Vec<&str> = events.iter().map(|e| e.dedupe_key).collect();
-    let item_ids: Vec<Option<String>> = events.iter().map(|e| text(e.body, "item_id")).collect();
-    let types: Vec<Option<String>> = events.iter().map(|e| text(e.body, "webhook_type")).collect();
-    let codes: Vec<Option<String>> = events.iter().map(|e| text(e.body, "webhook_code")).collect();
-    let bodies: Vec<&Value> = events.iter().map(|e| e.body).collect();
-    let processed: Vec<bool> = events.iter().map(|e| e.processed).collect();
-    let extra: Vec<i32> = events.iter().map(|e| e.extra_copies).collect();
-    let extra_total: i64 = extra.iter().map(|&n| i64::from(n)).sum();
-    let rows: Vec<(String, i64, bool)> = sqlx::query_as(
-        "with stored as (
-             insert into plaid_webhook_events
-                 (dedupe_key, item_id, webhook_type, webhook_code, body, processed_at,
-                  duplicate_count, last_duplicate_at)
-             select k, i, t, c, b, case when p then now() end, d, case when d > 0 then now() end
-             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bool[], $7::int[])
-                  as u(k, i, t, c, b, p, d)
-             order by k
-             on conflict (dedupe_key) do update
-               set duplicate_count = plaid_webhook_events.duplicate_count + 1 + excluded.duplicate_count,
-                   last_duplicate_at = now(),
-                   processed_at = coalesce(plaid_webhook_events.processed_at, excluded.processed_at)
-             returning dedupe_key, id, (xmax = 0) as inserted
-         ),
-         counted as (
-             insert into metrics_minutely (minute, kind, shard, value)
-             select date_trunc('minute', now()), v.kind, (pg_backend_pid() % 8)::smallint, v.n
-             from (select count(*) filter (where inserted) as fresh,
-                          count(*) filter (where not inserted) + $8::bigint as copies
-                   from stored) c,
-                  lateral (values ($9::text, c.fresh), ($10::text, c.copies)) as v(kind, n)
-             where v.n > 0
-             on conflict (minute, kind, shard) do update set value = metrics_minutely.value + excluded.value
-         )
-         select dedupe_key, id, inserted from stored",
-    )
-    .bind(&keys)
-    .bind(&item_ids)
-    .bind(&types)
-    .bind(&codes)
-    .bind(&bodies)
-    .bind(&processed)
-    .bind(&extra)
-    .bind(extra_total)
-    .bind(counters.0)
-    .bind(counters.1)
-    .fetch_all(conn)
-    .await?;
-    let by_key: std::collections::HashMap<String, StoredEvent> = rows
-        .into_iter()
-        .map(|(key, id, inserted)| (key, StoredEvent { id, inserted }))
-        .collect();
-    events
-        .iter()
-        .map(|e| {
-            by_key
-                .get(e.dedupe_key)
-                .copied()
-                .ok_or_else(|| sqlx::Error::Protocol(format!("no row returned for event {}", e.dedupe_key)))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,17 +1,15 @@
-//! The transaction behind a batch of webhooks.
+//! Storing a batch of webhooks and acting on it, all or nothing.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::{IngestError, Ingested, SYNC_CODES};
-use crate::{
-    db::webhook_events::{self, NewEvent},
-    jobs::sync_item::{SyncRequest, request_syncs_by_plaid_id},
-    lifecycle::item_webhooks,
-    monitoring::rollup,
+use super::{
+    IngestError, Ingested, SYNC_CODES,
+    statement::{BatchEvent, store_and_act},
 };
+use crate::{db::webhook_events, jobs::sync_item::SyncRequest, lifecycle::item_webhooks, monitoring::rollup};
 
 /// How long a batch waits for a connection before its deliveries are told
 /// "unavailable" (503, Plaid retries). Shorter than the pool's own 5 s: while
@@ -40,94 +38,81 @@ fn action(body: &Value) -> Action<'_> {
     }
 }
 
-/// Stores every body (JSON objects) and acts on them, in one transaction.
+/// Stores every body (JSON objects) and acts on them, all or nothing.
 /// Returns one [`Ingested`] per body, in order. Bodies with the same dedupe
 /// key (a retried delivery in the same batch) land on one row: the first is
 /// the insert, the others count as duplicates, as if they came one by one.
 ///
-/// Statement order is fixed (items, then events and the rollup row) and each
-/// statement touches its rows in key order, so concurrent batches queue on
-/// shared rows instead of deadlocking. Three round trips for a batch of
-/// transactions webhooks in the steady state (the items statement, the
-/// events statement, the commit), whatever its size.
+/// A batch of transactions webhooks (and stored-only ones) is one statement
+/// ([`store_and_act`]) in its own transaction: one round trip. A batch with
+/// ITEM webhooks runs them through the item state machine first, then the
+/// statement, in one transaction.
 pub async fn ingest_batch(pool: &PgPool, bodies: &[Value]) -> Result<Vec<Ingested>, IngestError> {
     let keys: Vec<String> = bodies.iter().map(webhook_events::dedupe_key).collect();
     let actions: Vec<Action<'_>> = bodies.iter().map(action).collect();
-    let mut tx = tokio::time::timeout(BEGIN_TIMEOUT, pool.begin())
+    let mut conn = tokio::time::timeout(BEGIN_TIMEOUT, pool.acquire())
         .await
         .map_err(|_| IngestError::Unavailable("no database connection within 2 s".into()))?
         .map_err(|e| IngestError::Unavailable(e.to_string()))?;
 
-    // Act first, then write each event once, already marked processed (or
-    // not: unknown items keep `processed_at` null and are replayed when the
-    // item appears).
-    let sync_items: Vec<&str> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Sync(item_id) => Some(*item_id),
-            _ => None,
-        })
-        .collect();
-    let requests = request_syncs_by_plaid_id(&mut tx, &sync_items).await?;
-    let mut sync = Vec::with_capacity(bodies.len());
-    let mut processed = Vec::with_capacity(bodies.len());
-    for (body, action) in bodies.iter().zip(&actions) {
-        let (request, done) = match action {
-            Action::Sync(item_id) => {
-                let request = requests
-                    .get(*item_id)
-                    .copied()
-                    .unwrap_or(SyncRequest::UnknownItem);
-                (Some(request), request != SyncRequest::UnknownItem)
-            }
-            Action::Item => (None, item_webhooks::act(&mut tx, body).await?),
-            Action::Store => (None, false),
-        };
-        sync.push(request);
-        processed.push(done);
+    // One event per distinct key, with the batch's extra copies counted on it.
+    let mut slot_of: Vec<usize> = Vec::with_capacity(bodies.len());
+    let mut first_of_key: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+    let mut distinct: Vec<BatchEvent<'_>> = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        let slot = *first_of_key.entry(key).or_insert_with(|| {
+            distinct.push(BatchEvent {
+                dedupe_key: key,
+                body: &bodies[i],
+                sync_item: match actions[i] {
+                    Action::Sync(item_id) => Some(item_id),
+                    _ => None,
+                },
+                processed: false,
+                extra_copies: -1,
+            });
+            distinct.len() - 1
+        });
+        distinct[slot].extra_copies += 1;
+        slot_of.push(slot);
     }
 
-    // One row per distinct key, with the batch's extra copies counted on it.
-    let mut first_of_key: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
-    let mut distinct: Vec<NewEvent<'_>> = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        match first_of_key.get(key.as_str()) {
-            Some(&slot) => {
-                distinct[slot].extra_copies += 1;
-                distinct[slot].processed |= processed[i];
-            }
-            None => {
-                first_of_key.insert(key, distinct.len());
-                distinct.push(NewEvent {
-                    dedupe_key: key,
-                    body: &bodies[i],
-                    processed: processed[i],
-                    extra_copies: 0,
-                });
+    let counters = (rollup::WEBHOOK, rollup::WEBHOOK_DUPLICATE);
+    let stored = if actions.iter().any(|a| matches!(a, Action::Item)) {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // Every copy acts (a repeated ITEM step is a guarded no-op); an event
+        // is processed if any copy was.
+        for (i, body) in bodies.iter().enumerate() {
+            if matches!(actions[i], Action::Item) && item_webhooks::act(&mut tx, body).await? {
+                distinct[slot_of[i]].processed = true;
             }
         }
-    }
-    let stored = webhook_events::insert_or_count_duplicates(
-        &mut tx,
-        &distinct,
-        (rollup::WEBHOOK, rollup::WEBHOOK_DUPLICATE),
-    )
-    .await?;
+        let stored = store_and_act(&mut tx, &distinct, counters).await?;
+        tx.commit().await?;
+        stored
+    } else {
+        store_and_act(&mut conn, &distinct, counters).await?
+    };
 
     let mut seen = vec![false; distinct.len()];
     let mut results = Vec::with_capacity(bodies.len());
-    for (i, key) in keys.iter().enumerate() {
-        let slot = first_of_key[key.as_str()];
-        let row = stored[slot];
+    for &slot in &slot_of {
+        let row = stored.events[slot];
         // Only the first copy of a newly inserted key is "the insert".
         let duplicate = !row.inserted || seen[slot];
         seen[slot] = true;
+        let sync = distinct[slot].sync_item.map(|item_id| {
+            stored
+                .requests
+                .get(item_id)
+                .copied()
+                .unwrap_or(SyncRequest::UnknownItem)
+        });
         results.push(Ingested {
             event_id: row.id,
             duplicate,
-            sync: sync[i],
+            sync,
         });
     }
-    tx.commit().await?;
     Ok(results)
 }

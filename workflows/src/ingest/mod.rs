@@ -11,6 +11,7 @@
 
 mod batch;
 mod queue;
+pub mod statement;
 
 use serde_json::Value;
 use sqlx::PgPool;
