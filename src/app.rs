@@ -213,6 +213,13 @@ fn serve(
     let bound = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
+        // Answers are small and latency is what Plaid (and its 10 s timeout)
+        // sees: no Nagle delay on them.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
