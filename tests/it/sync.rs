@@ -20,7 +20,7 @@ use crate::support::{
     wait_until,
 };
 
-fn new_txn(account_id: &str, amount: f64, name: &str, pending: bool) -> NewTransaction {
+pub(crate) fn new_txn(account_id: &str, amount: f64, name: &str, pending: bool) -> NewTransaction {
     NewTransaction {
         account_id: account_id.to_owned(),
         amount,

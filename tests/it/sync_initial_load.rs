@@ -9,7 +9,6 @@
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{Json, Router, extract::State, routing::post};
-use chrono::NaiveDate;
 use plaid_simulator::{NewTransaction, SimulatorConfig, TransactionPatch};
 use plaid_sync::cli::Role;
 use secrecy::SecretString;
@@ -68,20 +67,11 @@ fn copied_of(outcome: &SyncOutcome) -> (u64, u64) {
     }
 }
 
+/// A new transaction with a merchant name too (text COPY must escape it as well).
 fn new_txn(account_id: &str, amount: f64, name: &str, pending: bool) -> NewTransaction {
     NewTransaction {
-        account_id: account_id.to_owned(),
-        amount,
-        date: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-        name: name.to_owned(),
-        pending,
         merchant_name: Some(format!("{name} & co")),
-        authorized_date: None,
-        payment_channel: None,
-        personal_finance_category: None,
-        iso_currency_code: None,
-        transaction_id: None,
-        pending_transaction_id: None,
+        ..crate::sync::new_txn(account_id, amount, name, pending)
     }
 }
 
