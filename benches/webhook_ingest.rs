@@ -20,7 +20,8 @@
 //! 2. diagnostic, `workflows::ingest::IngestQueue` (what the handler calls:
 //!    group commit over its writer tasks) fed directly by C tasks on a pool of
 //!    C connections (no HTTP, no JWT) → the database's share of the gap;
-//! 3. ingest over HTTP: C closed-loop clients (reqwest, keep-alive) → accepted/s,
+//! 3. ingest over HTTP: C closed-loop clients (hyper, one keep-alive connection
+//!    each; see `webhook_ingest/client.rs`) → accepted/s,
 //!    p50/p99/max from send to the end of the 200's body;
 //! 4. the baseline again (the machine is noisy: the ratio uses the mean of 1
 //!    and 4, and both are printed).
@@ -49,6 +50,8 @@
 //!
 //! Run: `cargo bench --bench webhook_ingest` (about 2 minutes).
 
+#[path = "webhook_ingest/client.rs"]
+mod client;
 #[path = "support/cpu.rs"]
 mod cpu;
 mod support;
@@ -56,6 +59,7 @@ mod support;
 use std::{
     collections::HashMap,
     future::Future,
+    net::SocketAddr,
     path::Path,
     sync::{
         Arc,
@@ -64,6 +68,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use client::{Connection, ConnectionPool, Webhook};
 use plaid_simulator::{ItemSpec, Simulator, SimulatorConfig, SimulatorHandle, WebhookEvent};
 use plaid_sync::{
     app::{Application, RunOptions},
@@ -97,12 +102,6 @@ const VERIFY_SAMPLE: usize = 300;
 const WARMUP: usize = 300;
 /// The app's pool: `DATABASE_MAX_CONNECTIONS`' default.
 const APP_POOL: &str = "30";
-
-/// A pre-built request: exact body bytes and their `Plaid-Verification` JWT.
-struct Webhook {
-    body: Vec<u8>,
-    jwt: String,
-}
 
 /// Attributes CPU time: the machine, this process (app + load generator),
 /// and the PostgreSQL backends connected to the bench database.
@@ -187,7 +186,7 @@ struct Fixture {
 
 /// The app running in this process.
 struct RunningApp {
-    url: String,
+    addr: SocketAddr,
     shutdown: CancellationToken,
     handle: JoinHandle<()>,
 }
@@ -262,7 +261,7 @@ fn build_webhooks(fx: &Fixture, count: usize) -> anyhow::Result<Vec<Webhook>> {
                 .sim
                 .build_webhook(item, &WebhookEvent::DefaultUpdate { new_transactions: n })?;
             Ok(Webhook {
-                body: hook.body,
+                body: hook.body.into(),
                 jwt: hook.verification,
             })
         })
@@ -316,15 +315,13 @@ async fn start_app(fx: &Fixture) -> anyhow::Result<RunningApp> {
         ..RunOptions::default()
     };
     let app = Application::build(config, options).await?;
-    let url = format!(
-        "http://{}/webhook/plaid",
-        app.public_addr()
-            .ok_or_else(|| anyhow::anyhow!("no public listener"))?
-    );
+    let addr = app
+        .public_addr()
+        .ok_or_else(|| anyhow::anyhow!("no public listener"))?;
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     Ok(RunningApp {
-        url,
+        addr,
         shutdown,
         handle,
     })
@@ -337,26 +334,8 @@ impl RunningApp {
     }
 }
 
-/// Posts one webhook; true for a 200 `accepted`.
-async fn post(http: &reqwest::Client, url: &str, hook: &Webhook) -> bool {
-    let sent = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header(jwt::HEADER, &hook.jwt)
-        .body(hook.body.clone())
-        .send()
-        .await;
-    match sent {
-        Ok(response) if response.status() == reqwest::StatusCode::OK => response
-            .bytes()
-            .await
-            .is_ok_and(|b| b.windows(8).any(|w| w == b"accepted")),
-        _ => false,
-    }
-}
-
-/// C tasks calling `op(i)` back to back for `duration` or until `limit` calls,
-/// each call timed. `op` returns whether the call succeeded.
+/// C tasks calling `op(task, i)` back to back for `duration` or until `limit`
+/// calls, each call timed. `op` returns whether the call succeeded.
 async fn closed_loop<F, Fut>(
     meter: &CpuMeter,
     concurrency: usize,
@@ -365,7 +344,7 @@ async fn closed_loop<F, Fut>(
     op: F,
 ) -> Run
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
     let op = Arc::new(op);
@@ -374,7 +353,7 @@ where
     let cpu = meter.sample().await;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
+    for task in 0..concurrency {
         let (op, next, exhausted) = (op.clone(), next.clone(), exhausted.clone());
         tasks.spawn(async move {
             let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::with_capacity(8192));
@@ -385,7 +364,7 @@ where
                     break;
                 }
                 let sent = Instant::now();
-                if op(i).await {
+                if op(task, i).await {
                     ok += 1;
                     latencies.push(sent.elapsed().as_micros() as u64);
                 } else {
@@ -408,20 +387,28 @@ where
     run
 }
 
+/// C clients, each on its own keep-alive connection (opened before the clock
+/// starts), posting `hooks` back to back.
 async fn http_closed_loop(
     fx: &Fixture,
-    url: &str,
+    addr: SocketAddr,
     hooks: Vec<Webhook>,
     concurrency: usize,
     duration: Duration,
-) -> Run {
-    let http = reqwest::Client::new();
-    let (url, limit, hooks) = (Arc::new(url.to_owned()), hooks.len(), Arc::new(hooks));
-    closed_loop(&fx.meter, concurrency, duration, limit, move |i| {
-        let (http, url, hooks) = (http.clone(), url.clone(), hooks.clone());
-        async move { post(&http, &url, &hooks[i]).await }
-    })
-    .await
+) -> anyhow::Result<Run> {
+    let connections =
+        futures_util::future::try_join_all((0..concurrency).map(|_| Connection::open(addr))).await?;
+    let connections: Arc<Vec<tokio::sync::Mutex<Connection>>> =
+        Arc::new(connections.into_iter().map(tokio::sync::Mutex::new).collect());
+    let (limit, hooks) = (hooks.len(), Arc::new(hooks));
+    Ok(
+        closed_loop(&fx.meter, concurrency, duration, limit, move |task, i| {
+            let (connections, hooks) = (connections.clone(), hooks.clone());
+            // Each task only ever locks its own connection: the lock is never contended.
+            async move { connections[task].lock().await.post(&hooks[i]).await }
+        })
+        .await,
+    )
 }
 
 /// A pool of `size` connections, all open: no timed call pays for a
@@ -438,7 +425,7 @@ async fn baseline(fx: &Fixture, concurrency: usize, duration: Duration) -> anyho
     let body = Arc::new(build_bodies(fx, 1)?.remove(0));
     let pool = open_pool(fx, concurrency).await?;
     let task_pool = pool.clone();
-    let run = closed_loop(&fx.meter, concurrency, duration, usize::MAX, move |_| {
+    let run = closed_loop(&fx.meter, concurrency, duration, usize::MAX, move |_, _| {
         let (pool, body) = (task_pool.clone(), body.clone());
         async move {
             sqlx::query("insert into bench_baseline (body) values ($1)")
@@ -465,7 +452,7 @@ async fn ingest_direct(
     let pool = open_pool(fx, concurrency).await?;
     let task_queue = IngestQueue::start(pool.clone(), QueueSettings::default());
     let queue_for_tasks = task_queue.clone();
-    let run = closed_loop(&fx.meter, concurrency, duration, bodies.len(), move |i| {
+    let run = closed_loop(&fx.meter, concurrency, duration, bodies.len(), move |_, i| {
         let (queue, bodies) = (queue_for_tasks.clone(), bodies.clone());
         async move {
             queue
@@ -481,19 +468,45 @@ async fn ingest_direct(
 }
 
 /// Starts the app, warms it up (key cache, pool), floods it, stops it.
+/// Returns the run, the warm-up's stored events and the run's batching.
 async fn http_phase(
     fx: &Fixture,
     concurrency: usize,
     duration: Duration,
     count: usize,
-) -> anyhow::Result<(Run, u64)> {
+) -> anyhow::Result<(Run, u64, String)> {
     let warmup = build_webhooks(fx, WARMUP)?;
     let hooks = prebuild(fx, count)?;
     let app = start_app(fx).await?;
-    let warm = http_closed_loop(fx, &app.url, warmup, concurrency, Duration::from_secs(30)).await;
-    let run = http_closed_loop(fx, &app.url, hooks, concurrency, duration).await;
+    let warm = http_closed_loop(fx, app.addr, warmup, concurrency, Duration::from_secs(30)).await?;
+    let since = last_event_id(fx).await?;
+    let run = http_closed_loop(fx, app.addr, hooks, concurrency, duration).await?;
     app.stop().await;
-    Ok((run, warm.ok))
+    Ok((run, warm.ok, batching_since(fx, since).await?))
+}
+
+/// The newest event's id (0 when there is none).
+async fn last_event_id(fx: &Fixture) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("select coalesce(max(id), 0) from plaid_webhook_events")
+            .fetch_one(&fx.pool)
+            .await?,
+    )
+}
+
+/// How the events after `since` were grouped into transactions: the events
+/// of one batch share their `received_at` (`now()`, the transaction's start).
+async fn batching_since(fx: &Fixture, since: i64) -> anyhow::Result<String> {
+    let (events, commits): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct received_at) from plaid_webhook_events where id > $1",
+    )
+    .bind(since)
+    .fetch_one(&fx.pool)
+    .await?;
+    Ok(format!(
+        "{events} events in {commits} transactions: {:.1} per commit",
+        events as f64 / commits.max(1) as f64
+    ))
 }
 
 /// Calls `op(i)` for i in 0..count at `rate`/s on schedule, whatever the
@@ -561,11 +574,14 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     let before = baseline(fx, concurrency, duration).await?;
     println!("  baseline INSERT commit loop (before)  {}", before.summary());
     let direct_count = (before.rate() * secs * 1.5) as usize + 1_000;
+    let since = last_event_id(fx).await?;
     let direct = ingest_direct(fx, concurrency, duration, direct_count).await?;
     println!("  ingest queue direct, no HTTP/JWT      {}", direct.summary());
+    println!("      {}", batching_since(fx, since).await?);
     let http_count = (direct.rate() * secs * 1.3) as usize + 500;
-    let (http, warm) = http_phase(fx, concurrency, duration, http_count).await?;
+    let (http, warm, batching) = http_phase(fx, concurrency, duration, http_count).await?;
     println!("  POST /webhook/plaid (app, role api)   {}", http.summary());
+    println!("      {batching}");
     let after = baseline(fx, concurrency, duration).await?;
     println!("  baseline INSERT commit loop (after)   {}", after.summary());
     let base = (before.rate() + after.rate()) / 2.0;
@@ -603,20 +619,22 @@ async fn open_loop_level(fx: &Fixture, rate: u64, secs: u64) -> anyhow::Result<u
     let app = start_app(fx).await?;
     let warm = http_closed_loop(
         fx,
-        &app.url,
+        app.addr,
         build_webhooks(fx, WARMUP)?,
         APP_POOL.parse()?,
         Duration::from_secs(30),
     )
-    .await;
-    let (http, url) = (reqwest::Client::new(), Arc::new(app.url.clone()));
+    .await?;
+    let connections = ConnectionPool::open(app.addr, APP_POOL.parse()?).await?;
+    let since = last_event_id(fx).await?;
     let (run, max_in_flight) = open_loop(&fx.meter, count, rate, |i| {
-        let (http, url, hooks) = (http.clone(), url.clone(), hooks.clone());
-        async move { post(&http, &url, &hooks[i]).await }
+        let (connections, hooks) = (connections.clone(), hooks.clone());
+        async move { connections.post(&hooks[i]).await }
     })
     .await;
     app.stop().await;
     print_open("POST /webhook/plaid", rate, secs, &run, max_in_flight);
+    println!("      {}", batching_since(fx, since).await?);
     println!(
         "  -> p99 webhook/baseline = {:.1}x   [target at 1000/s: webhook p99 < 20 ms]",
         run.pct_ms(0.99) / base.pct_ms(0.99)

@@ -10,6 +10,7 @@ mod backfill;
 mod cleanup;
 mod config;
 mod dashboard_browser;
+mod db_connections;
 mod drills;
 mod health;
 mod jobs;

@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use workflows::{
-    ingest::{IngestQueue, QueueSettings, ingest_batch},
+    ingest::{IngestError, IngestQueue, Ingested, QueueSettings, ingest_batch},
     jobs::sync_item::SyncRequest,
 };
 
@@ -150,22 +150,43 @@ async fn while_a_request_is_outstanding_more_webhooks_do_not_rewrite_the_item_ro
     app.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_deliveries_through_the_queue_each_get_their_own_answer() {
+/// An app (role api), `count` items of one user, and a queue of `writers`
+/// writers taking at most `max_batch` deliveries per batch.
+async fn queue_and_items(
+    email: &str,
+    count: usize,
+    writers: usize,
+    max_batch: usize,
+) -> (TestApp, Vec<(String, i64)>, IngestQueue) {
     let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
-    let (user, _) = app.user_with_token("queue@example.com").await;
+    let (user, _) = app.user_with_token(email).await;
     let mut items = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..count {
         items.push(seed_item(&app, user.id).await);
     }
     let queue = IngestQueue::start(
         app.pool.clone(),
         QueueSettings {
-            writers: 2,
-            max_batch: 16,
+            writers,
+            max_batch,
             capacity: 64,
         },
     );
+    (app, items, queue)
+}
+
+/// Every body through the queue at once; the answers in order.
+async fn ingest_all(queue: &IngestQueue, bodies: Vec<Value>) -> Vec<Result<Ingested, IngestError>> {
+    join_all(bodies.into_iter().map(|body| {
+        let queue = queue.clone();
+        async move { queue.ingest(body).await }
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_through_the_queue_each_get_their_own_answer() {
+    let (app, items, queue) = queue_and_items("queue@example.com", 3, 2, 16).await;
     // 60 distinct bodies and 20 retries of the first 20, all at once.
     let mut bodies: Vec<Value> = (0..60).map(|n| sync_body(&items[n as usize % 3].0, n)).collect();
     bodies.extend(bodies[..20].to_vec());
@@ -174,11 +195,7 @@ async fn concurrent_deliveries_through_the_queue_each_get_their_own_answer() {
     let poison = json!({"webhook_type": "TRANSACTIONS", "webhook_code": "DEFAULT_UPDATE",
                         "item_id": items[0].0, "note": "a\u{0}b"});
     bodies.push(poison);
-    let answers = join_all(bodies.into_iter().map(|body| {
-        let queue = queue.clone();
-        async move { queue.ingest(body).await }
-    }))
-    .await;
+    let answers = ingest_all(&queue, bodies).await;
 
     let (poisoned, good) = answers.split_last().unwrap();
     let error = poisoned.as_ref().expect_err("a body jsonb refuses is not stored");
@@ -198,6 +215,44 @@ async fn concurrent_deliveries_through_the_queue_each_get_their_own_answer() {
     for (_, id) in &items {
         assert_eq!(pending_sync_jobs(&app, *id).await, 1);
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_queue_writer_counts_its_batches_on_a_rollup_shard_of_its_own() {
+    let (app, items, queue) = queue_and_items("shards@example.com", 4, 3, 8).await;
+    // 90 distinct bodies and 10 retries, all at once: many batches on every writer.
+    let mut bodies: Vec<Value> = (0..90).map(|n| sync_body(&items[n as usize % 4].0, n)).collect();
+    bodies.extend(bodies[..10].to_vec());
+    let answers = ingest_all(&queue, bodies).await;
+    assert!(answers.iter().all(Result::is_ok));
+
+    // Rows per (minute, kind, shard): a run that straddles a minute has two
+    // minutes, never more shards than writers.
+    let (shards, fresh, copies): (i64, i64, i64) = sqlx::query_as(
+        "select count(distinct shard),
+                coalesce(sum(value) filter (where kind = 'webhook'), 0)::bigint,
+                coalesce(sum(value) filter (where kind = 'webhook_duplicate'), 0)::bigint
+         from metrics_minutely where kind in ('webhook', 'webhook_duplicate')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((fresh, copies), (90, 10), "every delivery counted once");
+    assert!(
+        (1..=3).contains(&shards),
+        "{shards} shards for 3 writers: each writer keeps to its own"
+    );
+    // The shards run past the backend pid's 0..8 (the range the table accepts).
+    sqlx::query("insert into metrics_minutely (minute, kind, shard, value) values (date_trunc('minute', now()), 'probe', 63, 1)")
+        .execute(&app.pool)
+        .await
+        .expect("shard 63 is allowed");
+    let refused = sqlx::query("insert into metrics_minutely (minute, kind, shard, value) values (date_trunc('minute', now()), 'probe', 64, 1)")
+        .execute(&app.pool)
+        .await;
+    assert!(refused.is_err(), "shard 64 is outside the range");
+    drop(queue);
     app.stop().await;
 }
 

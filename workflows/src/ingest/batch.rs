@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use super::{
     IngestError, Ingested, SYNC_CODES,
-    statement::{BatchEvent, store_and_act},
+    statement::{BatchEvent, Rollup, store_and_act},
 };
 use crate::{db::webhook_events, jobs::sync_item::SyncRequest, lifecycle::item_webhooks, monitoring::rollup};
 
@@ -48,6 +48,17 @@ fn action(body: &Value) -> Action<'_> {
 /// ITEM webhooks runs them through the item state machine first, then the
 /// statement, in one transaction.
 pub async fn ingest_batch(pool: &PgPool, bodies: &[Value]) -> Result<Vec<Ingested>, IngestError> {
+    ingest_batch_counted_on(pool, bodies, None).await
+}
+
+/// [`ingest_batch`], counting the batch on rollup shard `shard` (see
+/// [`Rollup::shard`]): concurrent writers on distinct shards never wait for
+/// each other's commit.
+pub(super) async fn ingest_batch_counted_on(
+    pool: &PgPool,
+    bodies: &[Value],
+    shard: Option<i16>,
+) -> Result<Vec<Ingested>, IngestError> {
     let keys: Vec<String> = bodies.iter().map(webhook_events::dedupe_key).collect();
     let actions: Vec<Action<'_>> = bodies.iter().map(action).collect();
     let mut conn = tokio::time::timeout(BEGIN_TIMEOUT, pool.acquire())
@@ -77,7 +88,11 @@ pub async fn ingest_batch(pool: &PgPool, bodies: &[Value]) -> Result<Vec<Ingeste
         slot_of.push(slot);
     }
 
-    let counters = (rollup::WEBHOOK, rollup::WEBHOOK_DUPLICATE);
+    let counters = Rollup {
+        fresh: rollup::WEBHOOK,
+        duplicates: rollup::WEBHOOK_DUPLICATE,
+        shard,
+    };
     let stored = if actions.iter().any(|a| matches!(a, Action::Item)) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Every copy acts (a repeated ITEM step is a guarded no-op); an event

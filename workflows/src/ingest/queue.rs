@@ -9,7 +9,10 @@
 //!
 //! Deliveries are routed to writers by item id, so two writers never work on
 //! the same item (no lock waits or deadlocks between them in one process),
-//! and retries of one delivery meet in the same batch or queue.
+//! and retries of one delivery meet in the same batch or queue. Each writer
+//! counts its batches on its own rollup shard, so neither waits for the
+//! other's commit on that row (with the backend's shard, two batches met on
+//! one row about one time in eight and ran one after the other).
 //!
 //! A batch that fails because the database is unavailable fails every
 //! delivery in it (503, Plaid retries). A batch that fails for any other
@@ -18,11 +21,13 @@
 
 use std::hash::BuildHasher;
 
+use rand::Rng;
+
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{IngestError, Ingested, ingest_batch};
+use super::{IngestError, Ingested, batch::ingest_batch_counted_on, statement::ROLLUP_SHARDS};
 
 /// How the queue is sized.
 #[derive(Debug, Clone, Copy)]
@@ -64,10 +69,19 @@ pub struct IngestQueue {
 impl IngestQueue {
     /// Starts the writer tasks on the current runtime.
     pub fn start(pool: PgPool, settings: QueueSettings) -> Self {
+        // Consecutive shards from a random start: distinct within this
+        // process, and rarely shared with another process's writers.
+        let first_shard = rand::thread_rng().gen_range(0..ROLLUP_SHARDS);
         let writers = (0..settings.writers.max(1))
-            .map(|_| {
+            .map(|writer| {
                 let (sender, receiver) = mpsc::channel(settings.capacity.max(1));
-                tokio::spawn(write_batches(pool.clone(), receiver, settings.max_batch.max(1)));
+                let shard = (first_shard + writer as i16) % ROLLUP_SHARDS;
+                tokio::spawn(write_batches(
+                    pool.clone(),
+                    receiver,
+                    settings.max_batch.max(1),
+                    shard,
+                ));
                 sender
             })
             .collect();
@@ -94,11 +108,12 @@ impl IngestQueue {
     }
 }
 
-async fn write_batches(pool: PgPool, mut receiver: mpsc::Receiver<Delivery>, max_batch: usize) {
+async fn write_batches(pool: PgPool, mut receiver: mpsc::Receiver<Delivery>, max_batch: usize, shard: i16) {
     let mut batch = Vec::with_capacity(max_batch);
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
+        join_deliveries_on_their_way(&mut receiver, &mut batch, max_batch).await;
         let (bodies, replies): (Vec<Value>, Vec<_>) = batch.drain(..).map(|d| (d.body, d.reply)).unzip();
-        match ingest_batch(&pool, &bodies).await {
+        match ingest_batch_counted_on(&pool, &bodies, Some(shard)).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     // A caller that went away (client disconnected) needs no answer.
@@ -120,12 +135,35 @@ async fn write_batches(pool: PgPool, mut receiver: mpsc::Receiver<Delivery>, max
             Err(error) => {
                 tracing::warn!(error = %error, webhooks = bodies.len(), "webhook batch failed; retrying one by one");
                 for (body, reply) in bodies.iter().zip(replies) {
-                    let result = ingest_batch(&pool, std::slice::from_ref(body))
+                    let result = ingest_batch_counted_on(&pool, std::slice::from_ref(body), Some(shard))
                         .await
                         .map(|mut done| done.remove(0));
                     let _ = reply.send(result);
                 }
             }
+        }
+    }
+}
+
+/// Lets deliveries already on their way join `batch`: one yield gives every
+/// task this runtime has ready to run (handlers a moment from calling
+/// [`IngestQueue::ingest`], typically) its turn, then whatever they queued
+/// is taken too. No timer: when nothing else is ready, the yield returns at
+/// once, so a lone delivery waits for nobody. Under a flood it grows batches
+/// (fewer statements for the same webhooks; BENCHMARKS.md W8).
+async fn join_deliveries_on_their_way(
+    receiver: &mut mpsc::Receiver<Delivery>,
+    batch: &mut Vec<Delivery>,
+    max_batch: usize,
+) {
+    if batch.len() >= max_batch {
+        return;
+    }
+    tokio::task::yield_now().await;
+    while batch.len() < max_batch {
+        match receiver.try_recv() {
+            Ok(delivery) => batch.push(delivery),
+            Err(_) => break,
         }
     }
 }

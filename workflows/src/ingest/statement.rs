@@ -24,8 +24,10 @@
 //!   delay protects Plaid. `forward` cannot see the guards `claimed` inserts
 //!   (one snapshot), so it touches pre-existing jobs only.
 //! - Items are taken in id order and events in key order, so concurrent
-//!   batches that share rows queue instead of deadlocking; the rollup row
-//!   (one of 8 shards, by backend) is written last.
+//!   batches that share rows queue instead of deadlocking; the rollup row is
+//!   written last. Its row lock is held until the commit, so two batches
+//!   counting on one row run one after the other: the ingest queue gives each
+//!   of its writers its own shard ([`Rollup::shard`]; BENCHMARKS.md W8).
 
 use std::collections::HashMap;
 
@@ -77,13 +79,26 @@ pub struct Stored {
 /// dedupe key, event id, -, -, inserted).
 type ResultRow = (bool, String, i64, Option<String>, Option<String>, Option<bool>);
 
+/// Where a batch is counted in the dashboard's rollup (`metrics_minutely`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rollup<'a> {
+    /// Kind counting new events (see `monitoring::rollup`).
+    pub fresh: &'a str,
+    /// Kind counting duplicate deliveries.
+    pub duplicates: &'a str,
+    /// The shard row (0..[`ROLLUP_SHARDS`]); `None`: the backend pid modulo 8.
+    pub shard: Option<i16>,
+}
+
+/// Shards the webhook counters may use (the table's check constraint).
+pub const ROLLUP_SHARDS: i16 = 64;
+
 /// Runs the statement for `events` (distinct keys) on `conn`: alone it is
-/// its own transaction; inside one, it joins it. `counters` are the rollup's
-/// kinds for new events and for duplicates (see `monitoring::rollup`).
+/// its own transaction; inside one, it joins it.
 pub async fn store_and_act(
     conn: &mut PgConnection,
     events: &[BatchEvent<'_>],
-    counters: (&str, &str),
+    rollup: Rollup<'_>,
 ) -> Result<Stored, sqlx::Error> {
     let text = |body: &Value, field: &str| body.get(field).and_then(Value::as_str).map(str::to_owned);
     let mut sync_items: Vec<&str> = events.iter().filter_map(|e| e.sync_item).collect();
@@ -164,7 +179,7 @@ pub async fn store_and_act(
          ),
          counted as (
              insert into metrics_minutely (minute, kind, shard, value)
-             select date_trunc('minute', now()), v.kind, (pg_backend_pid() % 8)::smallint, v.n
+             select date_trunc('minute', now()), v.kind, coalesce($16, (pg_backend_pid() % 8)::smallint), v.n
              from (select count(*) filter (where inserted) as fresh,
                           count(*) filter (where not inserted) + $13::bigint as copies
                    from stored) c,
@@ -190,8 +205,9 @@ pub async fn store_and_act(
     .bind(&processed)
     .bind(&extra)
     .bind(extra_total)
-    .bind(counters.0)
-    .bind(counters.1)
+    .bind(rollup.fresh)
+    .bind(rollup.duplicates)
+    .bind(rollup.shard)
     .fetch_all(conn)
     .await?;
 

@@ -2,7 +2,7 @@
 //!
 //! Counters are bumped by one upsert in the transaction that records the
 //! event: a sync run finished ([`bump`]), or a batch of webhooks (counted by
-//! the statement that stores it, `db::webhook_events::insert_or_count_duplicates`).
+//! the statement that stores it, `ingest::statement`, on its writer's shard).
 //! Gauges (sync lag) are set once a minute by [`super::sampler`]. A chart of the last 24 h reads at most
 //! 1,440 minutes per kind through the primary key, never the event tables.
 
