@@ -32,7 +32,9 @@
 //! the pids `pg_stat_activity` lists), and the rest: PostgreSQL's WAL writer and
 //! checkpointer, and whatever else runs on the machine (a large "other" marks
 //! a disturbed phase). The cost of one JWT verification is timed alone on one
-//! thread.
+//! thread. The ingest phases also print how many events each transaction
+//! committed (the events of one batch share `received_at`, the transaction's
+//! start).
 //!
 //! Then open loops at 500/s (6 s) and at the target's 1,000/s (10 s): a
 //! `tokio::time::interval` pacer, latency counted from each request's
