@@ -398,8 +398,7 @@ async fn http_closed_loop(
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<Run> {
-    let connections =
-        futures_util::future::try_join_all((0..concurrency).map(|_| Connection::open(addr))).await?;
+    let connections = Connection::open_many(addr, concurrency).await?;
     let connections: Arc<Vec<tokio::sync::Mutex<Connection>>> =
         Arc::new(connections.into_iter().map(tokio::sync::Mutex::new).collect());
     let (limit, hooks) = (hooks.len(), Arc::new(hooks));

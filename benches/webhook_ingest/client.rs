@@ -16,6 +16,7 @@ use std::{
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, body::Bytes, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
+use plaid_sync::http::webhooks::jwt;
 
 /// A pre-built webhook request: exact body bytes and their `Plaid-Verification` JWT.
 pub struct Webhook {
@@ -44,12 +45,17 @@ impl Connection {
         })
     }
 
+    /// `count` connections to `addr`, opened together.
+    pub async fn open_many(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<Self>> {
+        futures_util::future::try_join_all((0..count).map(|_| Self::open(addr))).await
+    }
+
     /// Posts one webhook; true for a 200 whose body says `accepted`.
     pub async fn post(&mut self, hook: &Webhook) -> bool {
         let request = Request::post("/webhook/plaid")
             .header(hyper::header::HOST, &self.authority)
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header("plaid-verification", &hook.jwt)
+            .header(jwt::HEADER, &hook.jwt)
             .body(Full::new(hook.body.clone()));
         let Ok(request) = request else { return false };
         if self.sender.ready().await.is_err() {
@@ -78,10 +84,9 @@ impl ConnectionPool {
     /// A pool with `size` connections already open (none is opened on the clock
     /// unless more than `size` requests are in flight).
     pub async fn open(addr: SocketAddr, size: usize) -> anyhow::Result<Self> {
-        let idle = futures_util::future::try_join_all((0..size).map(|_| Connection::open(addr))).await?;
         Ok(Self {
             addr,
-            idle: Arc::new(Mutex::new(idle)),
+            idle: Arc::new(Mutex::new(Connection::open_many(addr, size).await?)),
         })
     }
 

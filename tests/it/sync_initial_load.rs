@@ -23,7 +23,7 @@ use crate::support::{
     TestApp,
     app::test_sync_settings,
     oracle::{assert_matches_truth, live_count},
-    plaid::linked_item_with_history,
+    plaid::{item_status, linked_item_with_history},
 };
 
 async fn api_only() -> TestApp {
@@ -385,12 +385,7 @@ async fn a_transaction_repeated_on_a_later_page_redoes_the_update_without_copy()
     let rows = rows_by_id(&app, id).await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows["t1"].0, "5", "the later entry wins, as in the upsert");
-    let status: String = sqlx::query_scalar("select sync_status from plaid_items where id = $1")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(status, "active");
+    assert_eq!(item_status(&app, id).await.0, "active");
     app.stop().await;
 }
 

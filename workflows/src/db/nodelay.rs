@@ -22,12 +22,10 @@
 pub fn set_on_sockets_to_port(port: u16) -> usize {
     let mut changed = 0;
     for_each_socket(|socket| {
-        let to_port = socket
-            .peer_addr()
-            .ok()
-            .and_then(|addr| addr.as_socket())
-            .is_some_and(|addr| addr.port() == port);
-        if to_port && socket.tcp_nodelay().is_ok_and(|on| !on) && socket.set_tcp_nodelay(true).is_ok() {
+        if port_of(socket.peer_addr()) == Some(port)
+            && socket.tcp_nodelay().is_ok_and(|on| !on)
+            && socket.set_tcp_nodelay(true).is_ok()
+        {
             changed += 1;
         }
     });
@@ -40,16 +38,16 @@ pub fn set_on_sockets_to_port(port: u16) -> usize {
 pub fn is_set_on_local_port(port: u16) -> Option<bool> {
     let mut found = None;
     for_each_socket(|socket| {
-        let bound_here = socket
-            .local_addr()
-            .ok()
-            .and_then(|addr| addr.as_socket())
-            .is_some_and(|addr| addr.port() == port);
-        if bound_here && found.is_none() {
+        if found.is_none() && port_of(socket.local_addr()) == Some(port) {
             found = socket.tcp_nodelay().ok();
         }
     });
     found
+}
+
+/// The port of an IP socket address.
+fn port_of(addr: std::io::Result<socket2::SockAddr>) -> Option<u16> {
+    addr.ok()?.as_socket().map(|addr| addr.port())
 }
 
 /// Calls `visit` with each socket this process has open.

@@ -22,7 +22,6 @@
 use std::hash::BuildHasher;
 
 use rand::Rng;
-
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};

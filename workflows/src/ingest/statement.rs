@@ -95,12 +95,12 @@ pub const ROLLUP_SHARDS: i16 = 64;
 
 /// Runs the statement for `events` (distinct keys) on `conn`: alone it is
 /// its own transaction; inside one, it joins it.
-pub async fn store_and_act(
+pub async fn store_and_act<'a>(
     conn: &mut PgConnection,
-    events: &[BatchEvent<'_>],
+    events: &[BatchEvent<'a>],
     rollup: Rollup<'_>,
 ) -> Result<Stored, sqlx::Error> {
-    let text = |body: &Value, field: &str| body.get(field).and_then(Value::as_str).map(str::to_owned);
+    let text = |body: &'a Value, field: &str| body.get(field).and_then(Value::as_str);
     let mut sync_items: Vec<&str> = events.iter().filter_map(|e| e.sync_item).collect();
     sync_items.sort_unstable();
     sync_items.dedup();
@@ -109,9 +109,9 @@ pub async fn store_and_act(
         .map(|_| ulid::Ulid::generate().to_string())
         .collect();
     let keys: Vec<&str> = events.iter().map(|e| e.dedupe_key).collect();
-    let item_ids: Vec<Option<String>> = events.iter().map(|e| text(e.body, "item_id")).collect();
-    let types: Vec<Option<String>> = events.iter().map(|e| text(e.body, "webhook_type")).collect();
-    let codes: Vec<Option<String>> = events.iter().map(|e| text(e.body, "webhook_code")).collect();
+    let item_ids: Vec<Option<&str>> = events.iter().map(|e| text(e.body, "item_id")).collect();
+    let types: Vec<Option<&str>> = events.iter().map(|e| text(e.body, "webhook_type")).collect();
+    let codes: Vec<Option<&str>> = events.iter().map(|e| text(e.body, "webhook_code")).collect();
     let bodies: Vec<&Value> = events.iter().map(|e| e.body).collect();
     let syncs: Vec<Option<&str>> = events.iter().map(|e| e.sync_item).collect();
     let processed: Vec<bool> = events.iter().map(|e| e.processed).collect();
