@@ -10,7 +10,7 @@ use crate::support::{
     TestApp,
     lifecycle::{
         backdate, jobs, lifecycle, mapped_accounts, notifications, post_cleanup, removals, remove_calls,
-        secret_exists, status_since, unlink, wait_lifecycle,
+        secret_exists, startup_cleanup_run_done, status_since, unlink, wait_lifecycle,
     },
     plaid::{link_new_item, linked_item_with_history, relink_in_update_mode, seed_item, settle},
     process::{KillOnDrop, spawn_worker},
@@ -236,6 +236,7 @@ async fn reauthenticating_during_the_grace_window_cancels_the_removal() {
     let (_, token) = app.user_with_token("a@example.com").await;
     let (item_id, id) = linked_item_with_history(&app, &token, 5, 1).await;
     settle(&app, id).await;
+    startup_cleanup_run_done(&app).await;
     app.sim.reset_login(&item_id).unwrap();
     status_since(&app, id, "needs_reauth", 31).await;
     let (_, body) = post_cleanup(&app).await;
@@ -271,6 +272,7 @@ async fn an_item_no_longer_dormant_when_the_grace_window_ends_is_not_removed() {
     let (_, token) = app.user_with_token("a@example.com").await;
     let (_, id) = linked_item_with_history(&app, &token, 5, 1).await;
     settle(&app, id).await;
+    startup_cleanup_run_done(&app).await;
     status_since(&app, id, "needs_reauth", 31).await;
     let (_, body) = post_cleanup(&app).await;
     assert_eq!(body["enqueued"], 1);
@@ -298,6 +300,7 @@ async fn unlinking_the_last_account_during_the_grace_window_removes_the_item_at_
     let (_, token) = app.user_with_token("a@example.com").await;
     let (_, id) = linked_item_with_history(&app, &token, 5, 1).await;
     settle(&app, id).await;
+    startup_cleanup_run_done(&app).await;
     status_since(&app, id, "needs_reauth", 31).await;
     assert_eq!(post_cleanup(&app).await.1["enqueued"], 1);
 
@@ -320,6 +323,7 @@ async fn a_removal_whose_job_went_missing_is_resumed_by_the_next_cleanup_run() {
     let (_, token) = app.user_with_token("a@example.com").await;
     let (_, id) = linked_item_with_history(&app, &token, 5, 1).await;
     settle(&app, id).await;
+    startup_cleanup_run_done(&app).await;
     status_since(&app, id, "needs_reauth", 31).await;
     assert_eq!(post_cleanup(&app).await.1["enqueued"], 1);
     // The grace timer is lost (an operator killed it), and the window ended 10 minutes ago.

@@ -5,6 +5,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use workflows::jobs::{JobSpec, cleanup::CleanupRun};
+
 use super::{TestApp, app::JOBS_SECRET, wait_until};
 
 /// `DELETE /api/accounts/{account}` as the holder of `token`.
@@ -86,6 +88,34 @@ pub async fn secret_exists(app: &TestApp, secret_ref: &str) -> bool {
         .fetch_one(&app.pool)
         .await
         .unwrap()
+}
+
+/// Waits until the start-up cleanup run of the app's scheduler has run. A
+/// worker process claims the last missed cleanup tick when it starts
+/// (`jobs::schedule`), so a fresh app has a cleanup run queued; left alone it
+/// may run (under load, seconds later) after a test has made an item dormant
+/// and start that item's workflow before the test's own cleanup call, which
+/// then finds nothing to do. Call it before making items dormant in an app
+/// that runs workers.
+pub async fn startup_cleanup_run_done(app: &TestApp) {
+    wait_until(
+        "the scheduler's start-up cleanup run to finish",
+        Duration::from_secs(60),
+        || async {
+            let done: bool = sqlx::query_scalar(
+                "select exists (select 1 from cron_runs where schedule = 'cleanup')
+                        and not exists (select 1 from apalis.jobs
+                                        where job_type = $1
+                                          and status in ('Pending', 'Queued', 'Running'))",
+            )
+            .bind(CleanupRun::QUEUE)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            done.then_some(())
+        },
+    )
+    .await;
 }
 
 /// Waits until the item's lifecycle is `lifecycle`.
