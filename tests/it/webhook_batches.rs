@@ -279,6 +279,93 @@ async fn when_the_database_is_gone_every_delivery_of_the_batch_is_told_so() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_writer_keeps_its_connection_while_busy_and_gives_it_back_when_idle() {
+    let (app, items, _) = queue_and_items("held@example.com", 3, 2, 16).await;
+    let pool = workflows::db::connect(&app.db.url, 10).await.unwrap();
+    let queue = IngestQueue::start(
+        pool.clone(),
+        QueueSettings {
+            writers: 2,
+            max_batch: 16,
+            capacity: 64,
+        },
+    );
+    // Four waves of 50 concurrent deliveries: many batches on both writers.
+    for wave in 0..4 {
+        let bodies = (0..50)
+            .map(|n| sync_body(&items[n % 3].0, wave * 100 + n as u32))
+            .collect();
+        assert!(ingest_all(&queue, bodies).await.iter().all(Result::is_ok));
+    }
+    // Taking a connection per batch opened extra ones (a released connection
+    // goes back to the pool on a task of its own); kept, there is one per writer.
+    assert!(pool.size() <= 2, "{} connections for 2 writers", pool.size());
+    // Idle writers give their connections back: closing the pool does not
+    // wait for the queue to go away.
+    tokio::time::timeout(std::time::Duration::from_secs(5), pool.close())
+        .await
+        .expect("the writers gave their connections back within 5 s of going idle");
+    let stored: i64 = sqlx::query_scalar("select count(*) from plaid_webhook_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 200);
+    drop(queue);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_database_dropped_costs_at_most_one_503() {
+    let (app, items, queue) = queue_and_items("dropped@example.com", 1, 1, 16).await;
+    let item = &items[0].0;
+    queue.ingest(sync_body(item, 1)).await.expect("stored");
+    // The writer's backend (its last statement was the batch) goes away while
+    // the writer keeps the connection.
+    let terminated: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid() and query like 'with target as%'
+           and pg_terminate_backend(pid)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, 1, "the writer's connection was found and closed");
+
+    // Plaid's side: a 503 is retried. The broken connection costs at most
+    // that one answer; the retry runs on a fresh connection.
+    let mut answers = Vec::new();
+    for n in 2..=4 {
+        let body = sync_body(item, n);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match queue.ingest(body.clone()).await {
+                Ok(done) => {
+                    assert!(!done.duplicate);
+                    break;
+                }
+                Err(error) => {
+                    assert!(error.is_unavailable(), "{error}");
+                    assert!(attempts < 2, "a second attempt failed too: {error}");
+                }
+            }
+        }
+        answers.push(attempts);
+    }
+    assert!(
+        answers.iter().sum::<usize>() <= 4,
+        "attempts per delivery {answers:?}: one 503 at most"
+    );
+    let stored: i64 = sqlx::query_scalar("select count(*) from plaid_webhook_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 4);
+    drop(queue);
+    app.stop().await;
+}
+
 /// Every column of a job row but its id, payload and due time, as text.
 async fn job_row(
     app: &TestApp,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres, pool::PoolConnection};
 
 use super::{
     IngestError, Ingested, SYNC_CODES,
@@ -48,23 +48,28 @@ fn action(body: &Value) -> Action<'_> {
 /// ITEM webhooks runs them through the item state machine first, then the
 /// statement, in one transaction.
 pub async fn ingest_batch(pool: &PgPool, bodies: &[Value]) -> Result<Vec<Ingested>, IngestError> {
-    ingest_batch_counted_on(pool, bodies, None).await
+    ingest_batch_on(&mut *acquire(pool).await?, bodies, None).await
 }
 
-/// [`ingest_batch`], counting the batch on rollup shard `shard` (see
-/// [`Rollup::shard`]): concurrent writers on distinct shards never wait for
-/// each other's commit.
-pub(super) async fn ingest_batch_counted_on(
-    pool: &PgPool,
+/// Takes a connection for a batch within [`BEGIN_TIMEOUT`], or says the
+/// database is unavailable.
+pub(super) async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, IngestError> {
+    tokio::time::timeout(BEGIN_TIMEOUT, pool.acquire())
+        .await
+        .map_err(|_| IngestError::Unavailable("no database connection within 2 s".into()))?
+        .map_err(|e| IngestError::Unavailable(e.to_string()))
+}
+
+/// [`ingest_batch`] on a connection of the caller's, counting the batch on
+/// rollup shard `shard` (see [`Rollup::shard`]): concurrent writers on
+/// distinct shards never wait for each other's commit.
+pub(super) async fn ingest_batch_on(
+    conn: &mut PgConnection,
     bodies: &[Value],
     shard: Option<i16>,
 ) -> Result<Vec<Ingested>, IngestError> {
     let keys: Vec<String> = bodies.iter().map(webhook_events::dedupe_key).collect();
     let actions: Vec<Action<'_>> = bodies.iter().map(action).collect();
-    let mut conn = tokio::time::timeout(BEGIN_TIMEOUT, pool.acquire())
-        .await
-        .map_err(|_| IngestError::Unavailable("no database connection within 2 s".into()))?
-        .map_err(|e| IngestError::Unavailable(e.to_string()))?;
 
     // One event per distinct key, with the batch's extra copies counted on it.
     let mut slot_of: Vec<usize> = Vec::with_capacity(bodies.len());
@@ -106,7 +111,7 @@ pub(super) async fn ingest_batch_counted_on(
         tx.commit().await?;
         stored
     } else {
-        store_and_act(&mut conn, &distinct, counters).await?
+        store_and_act(conn, &distinct, counters).await?
     };
 
     let mut seen = vec![false; distinct.len()];

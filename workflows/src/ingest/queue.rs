@@ -14,6 +14,16 @@
 //! other's commit on that row (with the backend's shard, two batches met on
 //! one row about one time in eight and ran one after the other).
 //!
+//! A writer keeps its pool connection from batch to batch while deliveries
+//! keep coming, and gives it back after [`IDLE_RELEASE`] without any. Taking
+//! one per batch cost a round trip (sqlx pings a pooled connection on every
+//! acquire), and sqlx returns a released connection to the pool on a task of
+//! its own, so a writer asking again at once found none idle and opened a new
+//! one: 85–100 ms under load, the stalls of BENCHMARKS.md W7 (W10). Given
+//! back when idle, a connection is pinged by the pool before its next use,
+//! and closing the pool waits at most that long for the writers. One that
+//! failed with the database unavailable is closed, not kept.
+//!
 //! A batch that fails because the database is unavailable fails every
 //! delivery in it (503, Plaid retries). A batch that fails for any other
 //! reason is retried one delivery at a time, so one poisonous body cannot
@@ -23,10 +33,14 @@ use std::hash::BuildHasher;
 
 use rand::Rng;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{IngestError, Ingested, batch::ingest_batch_counted_on, statement::ROLLUP_SHARDS};
+use super::{
+    IngestError, Ingested,
+    batch::{acquire, ingest_batch_on},
+    statement::ROLLUP_SHARDS,
+};
 
 /// How the queue is sized.
 #[derive(Debug, Clone, Copy)]
@@ -107,12 +121,66 @@ impl IngestQueue {
     }
 }
 
+/// How long a writer keeps its connection without deliveries before giving
+/// it back to the pool.
+pub const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A writer's connection, kept between batches while it is busy.
+struct WriterConnection {
+    pool: PgPool,
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl WriterConnection {
+    /// Runs one batch on the kept connection, or on one taken from the pool.
+    /// Keeps it afterwards unless the database failed under it.
+    async fn ingest(&mut self, bodies: &[Value], shard: i16) -> Result<Vec<Ingested>, IngestError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => acquire(&self.pool).await?,
+        };
+        let conn = self.conn.insert(conn);
+        let result = ingest_batch_on(conn, bodies, Some(shard)).await;
+        if result.as_ref().is_err_and(IngestError::is_unavailable)
+            && let Some(mut broken) = self.conn.take()
+        {
+            broken.close_on_drop();
+        }
+        result
+    }
+
+    /// Whether a connection is kept.
+    fn is_held(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Gives the kept connection back to the pool.
+    fn release(&mut self) {
+        self.conn = None;
+    }
+}
+
 async fn write_batches(pool: PgPool, mut receiver: mpsc::Receiver<Delivery>, max_batch: usize, shard: i16) {
+    let mut conn = WriterConnection { pool, conn: None };
     let mut batch = Vec::with_capacity(max_batch);
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+    loop {
+        let received = if conn.is_held() {
+            match tokio::time::timeout(IDLE_RELEASE, receiver.recv_many(&mut batch, max_batch)).await {
+                Ok(received) => received,
+                Err(_idle) => {
+                    conn.release();
+                    continue;
+                }
+            }
+        } else {
+            receiver.recv_many(&mut batch, max_batch).await
+        };
+        if received == 0 {
+            return;
+        }
         join_deliveries_on_their_way(&mut receiver, &mut batch, max_batch).await;
         let (bodies, replies): (Vec<Value>, Vec<_>) = batch.drain(..).map(|d| (d.body, d.reply)).unzip();
-        match ingest_batch_counted_on(&pool, &bodies, Some(shard)).await {
+        match conn.ingest(&bodies, shard).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     // A caller that went away (client disconnected) needs no answer.
@@ -134,7 +202,8 @@ async fn write_batches(pool: PgPool, mut receiver: mpsc::Receiver<Delivery>, max
             Err(error) => {
                 tracing::warn!(error = %error, webhooks = bodies.len(), "webhook batch failed; retrying one by one");
                 for (body, reply) in bodies.iter().zip(replies) {
-                    let result = ingest_batch_counted_on(&pool, std::slice::from_ref(body), Some(shard))
+                    let result = conn
+                        .ingest(std::slice::from_ref(body), shard)
                         .await
                         .map(|mut done| done.remove(0));
                     let _ = reply.send(result);
