@@ -274,6 +274,13 @@ impl SimulatorControl {
         Ok(self.shared.deliver(&url, &hook).await)
     }
 
+    /// Webhooks that state changes (control calls, `/ready`, new transactions) queued and
+    /// that have not been answered yet. Zero means every such webhook's answer, and so its
+    /// effect on the receiver, is in.
+    pub fn webhooks_in_flight(&self) -> usize {
+        self.shared.webhooks_in_flight()
+    }
+
     /// Every webhook delivery attempt so far, oldest first.
     pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
         self.with(|st| st.deliveries.clone())

@@ -1,5 +1,6 @@
 //! State shared by the HTTP server, the control API and the in-process handle.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -11,6 +12,9 @@ pub(crate) struct Shared {
     state: Mutex<SimState>,
     pub(crate) http: reqwest::Client,
     runtime: tokio::runtime::Handle,
+    /// Webhooks queued by a state change and not yet answered: counted before the change's
+    /// caller gets its answer, so a test can wait for their effects.
+    in_flight: AtomicUsize,
 }
 
 impl Shared {
@@ -19,6 +23,7 @@ impl Shared {
             state: Mutex::new(state),
             http,
             runtime: tokio::runtime::Handle::current(),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -52,8 +57,10 @@ impl Shared {
     ) {
         for (url, hook) in outbox {
             let shared = Arc::clone(self);
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
             self.runtime.spawn(async move {
                 shared.deliver(&url, &hook).await;
+                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             });
         }
         for (item_id, delay) in timers {
@@ -65,6 +72,11 @@ impl Shared {
                 });
             });
         }
+    }
+
+    /// Webhooks a state change queued that have not been answered yet.
+    pub(crate) fn webhooks_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Sends one webhook and records the attempt.

@@ -454,3 +454,53 @@ async fn simulator_fire_webhook_reports_the_receivers_status() {
         .unwrap_err();
     assert!(matches!(err, plaid_simulator::SimError::NoWebhookUrl(_)), "{err}");
 }
+
+#[tokio::test]
+async fn simulator_counts_queued_webhooks_until_they_are_answered() {
+    let sim = start().await;
+    // A receiver that holds each answer until the test lets it go.
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let gate = gate.clone();
+            move || async move {
+                let _ = arrived_tx.send(());
+                let _permit = gate.acquire().await.unwrap();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let item = sim.handle.create_item(ItemSpec::ready().with_webhook(&url));
+    sim.sync(&item.access_token, "", None).await;
+    assert_eq!(sim.handle.webhooks_in_flight(), 0);
+
+    // New data on an armed item queues a webhook: counted before the call returns.
+    let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+    sim.handle
+        .add_transaction(
+            &item.item_id,
+            NewTransaction::new(&item.account_ids[0], 1.0, date, "A"),
+        )
+        .unwrap();
+    assert_eq!(sim.handle.webhooks_in_flight(), 1);
+    // Delivered but not answered: still in flight.
+    arrived.recv().await.expect("the webhook arrives");
+    assert_eq!(sim.handle.webhooks_in_flight(), 1);
+    assert!(sim.handle.webhook_deliveries().is_empty());
+
+    gate.add_permits(1);
+    crate::support::wait_until(
+        "the answered webhook to leave the count",
+        std::time::Duration::from_secs(5),
+        || async { (sim.handle.webhooks_in_flight() == 0).then_some(()) },
+    )
+    .await;
+    let deliveries = sim.handle.webhook_deliveries();
+    assert_eq!(deliveries.len(), 1, "recorded once answered");
+    assert_eq!(deliveries[0].status, Some(200));
+}

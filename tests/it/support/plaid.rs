@@ -116,13 +116,19 @@ pub async fn event_count(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-/// Waits until the sync queue is drained: no sync job due now is pending,
-/// queued or running, and no item holds a sync lease.
+/// Waits until the sync queue is drained: no webhook of the simulator's on
+/// its way, no sync job due now pending, queued or running, and no item
+/// holding a sync lease.
 pub async fn drain_syncs(app: &TestApp) {
     super::wait_until(
         "the sync queue to drain",
         std::time::Duration::from_secs(60),
         || async {
+            // Webhooks the simulator still has on their way can queue a sync
+            // after the queue looked empty: wait for their answers first.
+            if app.sim.webhooks_in_flight() > 0 {
+                return None;
+            }
             let busy: i64 = sqlx::query_scalar(
                 "select (select count(*) from apalis.jobs
                      where job_type = 'plaid-sync.sync-item' and status in ('Pending', 'Queued', 'Running')
