@@ -20,6 +20,9 @@
 //! 2. diagnostic, `workflows::ingest::IngestQueue` (what the handler calls:
 //!    group commit over its writer tasks) fed directly by C tasks on a pool of
 //!    C connections (no HTTP, no JWT) → the database's share of the gap;
+//!    then the same with every webhook for an item of its own that has no sync
+//!    pending (marks it, claims its guard, enqueues its job: a real flood's
+//!    case; the 300 items are covered after their first webhook);
 //! 3. ingest over HTTP: C closed-loop clients (hyper, one keep-alive connection
 //!    each; see `webhook_ingest/client.rs`) → accepted/s,
 //!    p50/p99/max from send to the end of the 200's body;
@@ -447,9 +450,9 @@ async fn ingest_direct(
     fx: &Fixture,
     concurrency: usize,
     duration: Duration,
-    count: usize,
+    bodies: Vec<Value>,
 ) -> anyhow::Result<Run> {
-    let bodies = Arc::new(build_bodies(fx, count)?);
+    let bodies = Arc::new(bodies);
     let pool = open_pool(fx, concurrency).await?;
     let task_queue = IngestQueue::start(pool.clone(), QueueSettings::default());
     let queue_for_tasks = task_queue.clone();
@@ -466,6 +469,43 @@ async fn ingest_direct(
     drop(task_queue);
     pool.close().await;
     Ok(run)
+}
+
+/// `count` bodies, each for an item of its own with no sync pending (seeded
+/// here, `active`): every webhook marks its item, claims its guard and
+/// enqueues a sync job, which is what a flood of real webhooks does (Plaid
+/// sends one per item when it has new data); the 300 bench items are covered
+/// after their first webhook (no worker runs), so the other phases measure
+/// the cheaper "already queued" path.
+async fn bodies_for_fresh_items(fx: &Fixture, count: usize, level: usize) -> anyhow::Result<Vec<Value>> {
+    let user: i64 = sqlx::query_scalar("select user_id from plaid_items limit 1")
+        .fetch_one(&fx.pool)
+        .await?;
+    let prefix = format!("fresh-{level}-");
+    sqlx::query(
+        "insert into plaid_items (user_id, item_id, sync_status)
+         select $1, $2 || n, 'active' from generate_series(0, $3::int - 1) as n",
+    )
+    .bind(user)
+    .bind(&prefix)
+    .bind(count as i32)
+    .execute(&fx.pool)
+    .await?;
+    let mut bodies = build_bodies(fx, count)?;
+    for (n, body) in bodies.iter_mut().enumerate() {
+        body["item_id"] = json!(format!("{prefix}{n}"));
+    }
+    Ok(bodies)
+}
+
+/// Sync jobs in the queue table.
+async fn sync_jobs(fx: &Fixture) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("select count(*) from apalis.jobs where job_type = $1")
+            .bind(<workflows::jobs::sync_item::SyncItem as workflows::jobs::JobSpec>::QUEUE)
+            .fetch_one(&fx.pool)
+            .await?,
+    )
 }
 
 /// Starts the app, warms it up (key cache, pool), floods it, stops it.
@@ -576,9 +616,24 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     println!("  baseline INSERT commit loop (before)  {}", before.summary());
     let direct_count = (before.rate() * secs * 1.5) as usize + 1_000;
     let since = last_event_id(fx).await?;
-    let direct = ingest_direct(fx, concurrency, duration, direct_count).await?;
+    let direct = ingest_direct(fx, concurrency, duration, build_bodies(fx, direct_count)?).await?;
     println!("  ingest queue direct, no HTTP/JWT      {}", direct.summary());
     println!("      {}", batching_since(fx, since).await?);
+    let fresh = bodies_for_fresh_items(fx, direct_count, concurrency).await?;
+    vacuum(fx).await?;
+    let (since, jobs_before) = (last_event_id(fx).await?, sync_jobs(fx).await?);
+    let uncovered = ingest_direct(fx, concurrency, duration, fresh).await?;
+    println!("  same, each webhook for a fresh item   {}", uncovered.summary());
+    let enqueued = sync_jobs(fx).await? - jobs_before;
+    println!(
+        "      {}; {enqueued} sync jobs enqueued (one per webhook: {})",
+        batching_since(fx, since).await?,
+        if enqueued == uncovered.ok as i64 {
+            "yes"
+        } else {
+            "NO"
+        }
+    );
     let http_count = (direct.rate() * secs * 1.3) as usize + 500;
     let (http, warm, batching) = http_phase(fx, concurrency, duration, http_count).await?;
     println!("  POST /webhook/plaid (app, role api)   {}", http.summary());
@@ -587,12 +642,14 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     println!("  baseline INSERT commit loop (after)   {}", after.summary());
     let base = (before.rate() + after.rate()) / 2.0;
     println!(
-        "  -> ingest/baseline = {}   [target >= 0.50]   direct queue/baseline = {}   HTTP/direct = {}",
+        "  -> ingest/baseline = {}   [target >= 0.50]   direct queue/baseline = {}   HTTP/direct = {}   \
+         fresh items direct/baseline = {}",
         ratio(http.rate(), base),
         ratio(direct.rate(), base),
         ratio(http.rate(), direct.rate()),
+        ratio(uncovered.rate(), base),
     );
-    Ok(http.ok + warm + direct.ok)
+    Ok(http.ok + warm + direct.ok + uncovered.ok)
 }
 
 /// An open loop at `rate`/s for `secs` s: the bare `INSERT` on a pool the
