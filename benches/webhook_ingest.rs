@@ -24,8 +24,9 @@
 //!    pending (marks it, claims its guard, enqueues its job: a real flood's
 //!    case; the 300 items are covered after their first webhook);
 //! 3. ingest over HTTP: C closed-loop clients (hyper, one keep-alive connection
-//!    each; see `webhook_ingest/client.rs`) → accepted/s,
-//!    p50/p99/max from send to the end of the 200's body;
+//!    each; see `webhook_ingest/client.rs`) → accepted/s, p50/p99/max from
+//!    send to the end of the 200's body; then the same with every webhook for a
+//!    fresh item (as in 2, signed with the simulator's key);
 //! 4. the baseline again (the machine is noisy: the ratio uses the mean of 1
 //!    and 4, and both are printed).
 //!
@@ -53,7 +54,7 @@
 //! `info` line costs nothing here (in production it does). The load generator
 //! shares the 2 cores with the app and PostgreSQL, as the baseline's client does.
 //!
-//! Run: `cargo bench --bench webhook_ingest` (about 2 minutes).
+//! Run: `cargo bench --bench webhook_ingest` (about 4 minutes).
 
 #[path = "webhook_ingest/client.rs"]
 mod client;
@@ -477,17 +478,16 @@ async fn ingest_direct(
 /// sends one per item when it has new data); the 300 bench items are covered
 /// after their first webhook (no worker runs), so the other phases measure
 /// the cheaper "already queued" path.
-async fn bodies_for_fresh_items(fx: &Fixture, count: usize, level: usize) -> anyhow::Result<Vec<Value>> {
+async fn bodies_for_fresh_items(fx: &Fixture, count: usize, prefix: &str) -> anyhow::Result<Vec<Value>> {
     let user: i64 = sqlx::query_scalar("select user_id from plaid_items limit 1")
         .fetch_one(&fx.pool)
         .await?;
-    let prefix = format!("fresh-{level}-");
     sqlx::query(
         "insert into plaid_items (user_id, item_id, sync_status)
          select $1, $2 || n, 'active' from generate_series(0, $3::int - 1) as n",
     )
     .bind(user)
-    .bind(&prefix)
+    .bind(prefix)
     .bind(count as i32)
     .execute(&fx.pool)
     .await?;
@@ -496,6 +496,31 @@ async fn bodies_for_fresh_items(fx: &Fixture, count: usize, level: usize) -> any
         body["item_id"] = json!(format!("{prefix}{n}"));
     }
     Ok(bodies)
+}
+
+/// [`bodies_for_fresh_items`], signed as Plaid does (2-space JSON, the
+/// simulator's key), before the clock starts.
+async fn fresh_webhooks(fx: &Fixture, count: usize, prefix: &str) -> anyhow::Result<Vec<Webhook>> {
+    let bodies = bodies_for_fresh_items(fx, count, prefix).await?;
+    let started = Instant::now();
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let hooks = bodies
+        .iter()
+        .map(|body| {
+            let bytes = serde_json::to_vec_pretty(body)?;
+            Ok(Webhook {
+                jwt: fx.sim.sign_body(&bytes, iat),
+                body: bytes.into(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    println!(
+        "    (pre-built {count} signed webhooks for fresh items in {:.1} s, untimed)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(hooks)
 }
 
 /// Sync jobs in the queue table.
@@ -514,10 +539,9 @@ async fn http_phase(
     fx: &Fixture,
     concurrency: usize,
     duration: Duration,
-    count: usize,
+    hooks: Vec<Webhook>,
 ) -> anyhow::Result<(Run, u64, String)> {
     let warmup = build_webhooks(fx, WARMUP)?;
-    let hooks = prebuild(fx, count)?;
     let app = start_app(fx).await?;
     let warm = http_closed_loop(fx, app.addr, warmup, concurrency, Duration::from_secs(30)).await?;
     let since = last_event_id(fx).await?;
@@ -619,7 +643,7 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     let direct = ingest_direct(fx, concurrency, duration, build_bodies(fx, direct_count)?).await?;
     println!("  ingest queue direct, no HTTP/JWT      {}", direct.summary());
     println!("      {}", batching_since(fx, since).await?);
-    let fresh = bodies_for_fresh_items(fx, direct_count, concurrency).await?;
+    let fresh = bodies_for_fresh_items(fx, direct_count, &format!("fresh-direct-{concurrency}-")).await?;
     vacuum(fx).await?;
     let (since, jobs_before) = (last_event_id(fx).await?, sync_jobs(fx).await?);
     let uncovered = ingest_direct(fx, concurrency, duration, fresh).await?;
@@ -635,21 +659,36 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
         }
     );
     let http_count = (direct.rate() * secs * 1.3) as usize + 500;
-    let (http, warm, batching) = http_phase(fx, concurrency, duration, http_count).await?;
+    let (http, warm, batching) = http_phase(fx, concurrency, duration, prebuild(fx, http_count)?).await?;
     println!("  POST /webhook/plaid (app, role api)   {}", http.summary());
     println!("      {batching}");
+    let fresh = fresh_webhooks(fx, http_count, &format!("fresh-http-{concurrency}-")).await?;
+    vacuum(fx).await?;
+    let jobs_before = sync_jobs(fx).await?;
+    let (http_fresh, warm_fresh, batching) = http_phase(fx, concurrency, duration, fresh).await?;
+    let enqueued = sync_jobs(fx).await? - jobs_before;
+    println!("  same, each webhook for a fresh item   {}", http_fresh.summary());
+    println!(
+        "      {batching}; {enqueued} sync jobs enqueued (one per webhook: {})",
+        if enqueued == http_fresh.ok as i64 {
+            "yes"
+        } else {
+            "NO"
+        }
+    );
     let after = baseline(fx, concurrency, duration).await?;
     println!("  baseline INSERT commit loop (after)   {}", after.summary());
     let base = (before.rate() + after.rate()) / 2.0;
     println!(
         "  -> ingest/baseline = {}   [target >= 0.50]   direct queue/baseline = {}   HTTP/direct = {}   \
-         fresh items direct/baseline = {}",
+         fresh items: ingest/baseline = {}, direct/baseline = {}",
         ratio(http.rate(), base),
         ratio(direct.rate(), base),
         ratio(http.rate(), direct.rate()),
+        ratio(http_fresh.rate(), base),
         ratio(uncovered.rate(), base),
     );
-    Ok(http.ok + warm + direct.ok + uncovered.ok)
+    Ok(http.ok + warm + direct.ok + uncovered.ok + http_fresh.ok + warm_fresh)
 }
 
 /// An open loop at `rate`/s for `secs` s: the bare `INSERT` on a pool the
