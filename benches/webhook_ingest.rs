@@ -523,6 +523,21 @@ async fn fresh_webhooks(fx: &Fixture, count: usize, prefix: &str) -> anyhow::Res
     Ok(hooks)
 }
 
+/// A fresh-items phase's batching, and whether it enqueued one sync job per
+/// accepted webhook (`jobs_before`: [`sync_jobs`] before the phase).
+async fn jobs_per_webhook(
+    fx: &Fixture,
+    batching: &str,
+    jobs_before: i64,
+    run: &Run,
+) -> anyhow::Result<String> {
+    let enqueued = sync_jobs(fx).await? - jobs_before;
+    let verdict = if enqueued == run.ok as i64 { "yes" } else { "NO" };
+    Ok(format!(
+        "{batching}; {enqueued} sync jobs enqueued (one per webhook: {verdict})"
+    ))
+}
+
 /// Sync jobs in the queue table.
 async fn sync_jobs(fx: &Fixture) -> anyhow::Result<i64> {
     Ok(
@@ -648,15 +663,10 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     let (since, jobs_before) = (last_event_id(fx).await?, sync_jobs(fx).await?);
     let uncovered = ingest_direct(fx, concurrency, duration, fresh).await?;
     println!("  same, each webhook for a fresh item   {}", uncovered.summary());
-    let enqueued = sync_jobs(fx).await? - jobs_before;
+    let batching = batching_since(fx, since).await?;
     println!(
-        "      {}; {enqueued} sync jobs enqueued (one per webhook: {})",
-        batching_since(fx, since).await?,
-        if enqueued == uncovered.ok as i64 {
-            "yes"
-        } else {
-            "NO"
-        }
+        "      {}",
+        jobs_per_webhook(fx, &batching, jobs_before, &uncovered).await?
     );
     let http_count = (direct.rate() * secs * 1.3) as usize + 500;
     let (http, warm, batching) = http_phase(fx, concurrency, duration, prebuild(fx, http_count)?).await?;
@@ -666,15 +676,10 @@ async fn closed_loop_level(fx: &Fixture, concurrency: usize, duration: Duration)
     vacuum(fx).await?;
     let jobs_before = sync_jobs(fx).await?;
     let (http_fresh, warm_fresh, batching) = http_phase(fx, concurrency, duration, fresh).await?;
-    let enqueued = sync_jobs(fx).await? - jobs_before;
     println!("  same, each webhook for a fresh item   {}", http_fresh.summary());
     println!(
-        "      {batching}; {enqueued} sync jobs enqueued (one per webhook: {})",
-        if enqueued == http_fresh.ok as i64 {
-            "yes"
-        } else {
-            "NO"
-        }
+        "      {}",
+        jobs_per_webhook(fx, &batching, jobs_before, &http_fresh).await?
     );
     let after = baseline(fx, concurrency, duration).await?;
     println!("  baseline INSERT commit loop (after)   {}", after.summary());

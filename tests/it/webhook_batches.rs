@@ -10,7 +10,7 @@ use workflows::{
 
 use crate::support::{
     TestApp,
-    plaid::{pending_sync_jobs, seed_item},
+    plaid::{event_count, pending_sync_jobs, seed_item},
 };
 
 fn sync_body(item_id: &str, n: u32) -> Value {
@@ -150,29 +150,41 @@ async fn while_a_request_is_outstanding_more_webhooks_do_not_rewrite_the_item_ro
     app.stop().await;
 }
 
-/// An app (role api), `count` items of one user, and a queue of `writers`
-/// writers taking at most `max_batch` deliveries per batch.
-async fn queue_and_items(
-    email: &str,
-    count: usize,
-    writers: usize,
-    max_batch: usize,
-) -> (TestApp, Vec<(String, i64)>, IngestQueue) {
+/// An app (role api) and `count` items of one user.
+async fn app_with_items(email: &str, count: usize) -> (TestApp, Vec<(String, i64)>) {
     let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
     let (user, _) = app.user_with_token(email).await;
     let mut items = Vec::new();
     for _ in 0..count {
         items.push(seed_item(&app, user.id).await);
     }
-    let queue = IngestQueue::start(
-        app.pool.clone(),
+    (app, items)
+}
+
+/// [`app_with_items`], and a queue on the app's pool of `writers` writers
+/// taking at most `max_batch` deliveries per batch.
+async fn queue_and_items(
+    email: &str,
+    count: usize,
+    writers: usize,
+    max_batch: usize,
+) -> (TestApp, Vec<(String, i64)>, IngestQueue) {
+    let (app, items) = app_with_items(email, count).await;
+    let queue = queue_on(&app.pool, writers, max_batch);
+    (app, items, queue)
+}
+
+/// A queue of `writers` writers on `pool`, taking at most `max_batch`
+/// deliveries per batch.
+fn queue_on(pool: &sqlx::PgPool, writers: usize, max_batch: usize) -> IngestQueue {
+    IngestQueue::start(
+        pool.clone(),
         QueueSettings {
             writers,
             max_batch,
             capacity: 64,
         },
-    );
-    (app, items, queue)
+    )
 }
 
 /// Every body through the queue at once; the answers in order.
@@ -271,26 +283,16 @@ async fn when_the_database_is_gone_every_delivery_of_the_batch_is_told_so() {
         let error = answer.expect_err("nothing can be stored");
         assert!(error.is_unavailable(), "{error}");
     }
-    let stored: i64 = sqlx::query_scalar("select count(*) from plaid_webhook_events")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 0);
+    assert_eq!(event_count(&app).await, 0);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_writer_keeps_its_connection_while_busy_and_gives_it_back_when_idle() {
-    let (app, items, _) = queue_and_items("held@example.com", 3, 2, 16).await;
+    let (app, items) = app_with_items("held@example.com", 3).await;
+    // A pool of its own: its size counts the writers' connections only.
     let pool = workflows::db::connect(&app.db.url, 10).await.unwrap();
-    let queue = IngestQueue::start(
-        pool.clone(),
-        QueueSettings {
-            writers: 2,
-            max_batch: 16,
-            capacity: 64,
-        },
-    );
+    let queue = queue_on(&pool, 2, 16);
     // Four waves of 50 concurrent deliveries: many batches on both writers.
     for wave in 0..4 {
         let bodies = (0..50)
@@ -306,11 +308,7 @@ async fn a_writer_keeps_its_connection_while_busy_and_gives_it_back_when_idle() 
     tokio::time::timeout(std::time::Duration::from_secs(5), pool.close())
         .await
         .expect("the writers gave their connections back within 5 s of going idle");
-    let stored: i64 = sqlx::query_scalar("select count(*) from plaid_webhook_events")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 200);
+    assert_eq!(event_count(&app).await, 200);
     drop(queue);
     app.stop().await;
 }
@@ -357,11 +355,7 @@ async fn a_kept_connection_the_database_dropped_costs_at_most_one_503() {
         answers.iter().sum::<usize>() <= 4,
         "attempts per delivery {answers:?}: one 503 at most"
     );
-    let stored: i64 = sqlx::query_scalar("select count(*) from plaid_webhook_events")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 4);
+    assert_eq!(event_count(&app).await, 4);
     drop(queue);
     app.stop().await;
 }
