@@ -846,7 +846,7 @@ async fn phases(fx: &Fixture, duration: Duration) -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     // The app's JWT backend, installed before the simulator signs anything
     // (the first use of jsonwebtoken otherwise fixes its default).
-    plaid_sync::http::webhooks::es256_ring::install();
+    jwt_ring::install();
     let duration = phase_duration();
     println!(
         "webhook_ingest: {} cores, PostgreSQL {}, {ITEMS} items, app pool {APP_POOL}",

@@ -76,8 +76,8 @@ pub async fn prepare_database(config: &Config, migrate: bool) -> anyhow::Result<
 impl Application {
     /// Builds and starts everything the role asks for.
     pub async fn build(config: Config, options: RunOptions) -> anyhow::Result<Self> {
-        // Before anything signs or verifies a JWT: see the module's docs.
-        http::webhooks::es256_ring::install();
+        // Before anything signs or verifies a JWT (jsonwebtoken has no backend of its own).
+        jwt_ring::install();
         // Before anything records: metrics sent earlier would be lost.
         crate::metrics::prometheus();
         let pool = prepare_database(&config, options.migrate).await?;

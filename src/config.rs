@@ -1,6 +1,6 @@
 //! Typed configuration, read once at start from the environment (and `.env`).
 //!
-//! Every variable of the contract (shared/design/CONTRACT.md) is parsed and
+//! Every variable of the contract (README, "Configuration") is parsed and
 //! validated here; a bad value is an error naming the variable. Secrets are
 //! held in [`Secret`], whose `Debug`/`Display` redact them, so `{:?}` of the
 //! whole config is safe to log.

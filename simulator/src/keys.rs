@@ -1,12 +1,8 @@
 //! The ES256 keys webhooks are signed with, and their JWK form for
 //! `/webhook_verification_key/get`.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use p256::SecretKey;
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
+use jwt_ring::Es256KeyPair;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::IdGen;
@@ -46,13 +42,15 @@ pub(crate) struct KeyStore {
     keys: Vec<SigningKey>,
 }
 
-/// Errors creating a key. Only possible if the crypto libraries disagree about PKCS#8.
+/// Errors creating a key. Only possible if the system's random source fails.
 #[derive(Debug, thiserror::Error)]
 #[error("could not create a webhook signing key: {0}")]
 pub struct KeyError(String);
 
 impl KeyStore {
     pub(crate) fn new(ids: &mut IdGen, now: i64) -> Result<Self, KeyError> {
+        // jsonwebtoken has no backend of its own here (see `jwt_ring`).
+        jwt_ring::install();
         Ok(KeyStore {
             keys: vec![generate(ids, now)?],
         })
@@ -97,16 +95,9 @@ impl KeyStore {
 }
 
 fn generate(ids: &mut IdGen, now: i64) -> Result<SigningKey, KeyError> {
-    let secret = SecretKey::random(&mut rand::rngs::OsRng);
-    let pem = secret
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| KeyError(e.to_string()))?;
-    let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| KeyError(e.to_string()))?;
-    let point = secret.public_key().to_encoded_point(false);
-    let (x, y) = match (point.x(), point.y()) {
-        (Some(x), Some(y)) => (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y)),
-        _ => return Err(KeyError("public key has no affine coordinates".into())),
-    };
+    let pair = Es256KeyPair::generate().map_err(|e| KeyError(e.to_string()))?;
+    let encoding = pair.encoding_key();
+    let (x, y) = pair.jwk_coordinates();
     let jwk = Jwk {
         alg: "ES256".to_owned(),
         created_at: now,

@@ -243,7 +243,7 @@ pub(crate) fn body(event: &WebhookEvent, item: &ItemFacts<'_>, now: DateTime<Utc
 
 /// Lowercase hex SHA-256 of the body bytes, as in the `request_body_sha256` claim.
 pub fn body_sha256(body: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(body))
+    hex::encode(Sha256::digest(body))
 }
 
 /// The `Plaid-Verification` header value for `body`, signed with the current key at `iat`.

@@ -1,4 +1,4 @@
-//! Validates Plaid request and response bodies against `shared/plaid/openapi-subset.json`.
+//! Validates Plaid request and response bodies against `tests/fixtures/plaid/openapi-subset.json`.
 //!
 //! The subset is OpenAPI 3.0, which is *almost* JSON Schema. Before compiling, each schema is
 //! rewritten:
@@ -14,7 +14,6 @@
 //! Panicking helpers (`validate_*`) are for tests; `*_errors` return the messages instead.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use jsonschema::Validator;
@@ -23,20 +22,10 @@ use serde_json::{Map, Value, json};
 /// Keys whose values are data, not schemas, and must not be rewritten.
 const DATA_KEYS: &[&str] = &["example", "examples", "enum", "default", "const"];
 
-fn spec_path() -> PathBuf {
-    std::env::var_os("PLAID_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/plaid")))
-        .join("openapi-subset.json")
-}
-
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
-        let path = spec_path();
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
-        serde_json::from_str(&text).expect("the OpenAPI subset is JSON")
+        serde_json::from_str(crate::support::fixtures::OPENAPI_SUBSET).expect("the OpenAPI subset is JSON")
     })
 }
 

@@ -34,14 +34,6 @@ const SECRET: &str = "schema-secret-value";
 /// One captured call: path, headers, JSON body.
 type Captured = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
 
-fn examples() -> Value {
-    let path = std::env::var_os("PLAID_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/plaid").into())
-        .join("examples.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("examples.json")).unwrap()
-}
-
 async fn capture(
     State((captured, examples)): State<(Captured, Arc<Value>)>,
     uri: Uri,
@@ -64,7 +56,7 @@ async fn start_capture_server() -> (PlaidClient, Captured, tokio::task::JoinHand
     let captured = Captured::default();
     let app = Router::new()
         .fallback(capture)
-        .with_state((Arc::clone(&captured), Arc::new(examples())));
+        .with_state((Arc::clone(&captured), Arc::new(crate::support::fixtures::examples())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

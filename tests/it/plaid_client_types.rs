@@ -2,7 +2,7 @@
 //! unknown fields and enum values are tolerated, amounts stay exact, request
 //! bodies have the documented shape, and tokens never print.
 
-use std::{path::PathBuf, str::FromStr};
+use std::str::FromStr;
 
 use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
@@ -18,20 +18,8 @@ use workflows::plaid::{
     },
 };
 
-/// `shared/plaid/examples.json`: the SPEC's example bodies (PLAID.md §0).
-/// `shared/` sits beside the repository, locally and in CI.
-fn examples() -> Value {
-    let path = std::env::var_os("PLAID_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/plaid"))
-        .join("examples.json");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
-    serde_json::from_str(&text).expect("examples.json is JSON")
-}
-
 fn example(name: &str) -> Value {
-    examples()
+    crate::support::fixtures::examples()
         .get(name)
         .cloned()
         .unwrap_or_else(|| panic!("examples.json has no {name}"))

@@ -31,7 +31,7 @@ async fn verify(sim: &Sim, jwt: &str, body: &[u8]) -> (String, Value) {
     );
     assert_eq!(
         claims["request_body_sha256"].as_str().unwrap(),
-        format!("{:x}", Sha256::digest(body)),
+        hex::encode(Sha256::digest(body)),
         "body hash"
     );
     (kid, claims)
@@ -105,7 +105,7 @@ async fn simulator_webhooks_verify_with_the_served_key() {
     .unwrap();
     assert_ne!(
         claims["request_body_sha256"].as_str().unwrap(),
-        format!("{:x}", Sha256::digest(&reserialized))
+        hex::encode(Sha256::digest(&reserialized))
     );
 
     // Built-but-not-sent webhooks verify the same way.

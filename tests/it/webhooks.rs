@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use p256::{ecdsa::SigningKey, pkcs8::EncodePrivateKey};
 use plaid_simulator::WebhookEvent;
 use plaid_sync::http::webhooks::hmac_sig;
 use reqwest::StatusCode;
@@ -292,15 +291,15 @@ type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, String)>);
 
 /// A P-256 key the test owns, and a JWT signed by it for `body`.
 fn foreign_jwt(kid: &str, body: &[u8], iat: i64) -> String {
-    let key = SigningKey::random(&mut rand::rngs::OsRng);
-    let pem = key.to_pkcs8_pem(Default::default()).unwrap();
+    jwt_ring::install();
+    let key = jwt_ring::Es256KeyPair::generate().unwrap();
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_owned());
     let claims = json!({ "iat": iat, "request_body_sha256": sha256_hex(body) });
     encode(
         &header,
         &claims,
-        &EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+        &key.encoding_key(),
     )
     .unwrap()
 }

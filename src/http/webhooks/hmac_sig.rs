@@ -1,7 +1,7 @@
 //! The HMAC scheme: `X-Webhook-Signature: t=<unix seconds>,v1=<hex>` carrying
 //! `hex(HMAC-SHA256(secret, "<t>.<raw body>"))`, with `t` within the tolerance.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::verify::Rejection;

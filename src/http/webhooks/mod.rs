@@ -5,7 +5,6 @@
 //! transaction stores the event and requests the item's sync. A 200 is only
 //! sent after that transaction commits, so every 200 means "durably stored".
 
-pub mod es256_ring;
 pub mod hmac_sig;
 pub mod jwt;
 pub mod keys;

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod browser;
 pub mod db;
+pub mod fixtures;
 pub mod lifecycle;
 pub mod oracle;
 pub mod pg_proxy;

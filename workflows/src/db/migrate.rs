@@ -70,19 +70,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, MigrateE
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| MigrateError::BadUrl(e.to_string()))?
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-    // A Unix socket has no Nagle delay; a TCP one needs TCP_NODELAY (see `nodelay`).
-    let tcp_port = options.get_socket().is_none().then(|| options.get_port());
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .after_connect(move |_conn, _meta| {
-            Box::pin(async move {
-                if let Some(port) = tcp_port {
-                    super::nodelay::set_on_sockets_to_port(port);
-                }
-                Ok(())
-            })
-        })
         .connect_with(options)
         .await
         .map_err(MigrateError::Connect)

@@ -4,7 +4,6 @@ pub mod accounts;
 pub mod items;
 pub mod legacy_backfill;
 pub mod migrate;
-pub mod nodelay;
 pub mod notifications;
 pub mod transactions;
 pub mod users;

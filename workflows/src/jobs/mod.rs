@@ -6,7 +6,7 @@
 //! with [`enqueue`] on the caller's connection or transaction, so a job exists
 //! exactly when the state change that asked for it commits.
 //!
-//! Traps of apalis 1.0 we route around (see shared/design/APALIS.md):
+//! Traps of apalis 1.0 we route around (measured in the project's apalis 1.0 notes):
 //! no `.timeout()` layer (it strands jobs `Running`): handlers bound their own
 //! work; no `RetryAfterError` (it loops forever): durable backoff re-pushes a
 //! job with a `run_after`; worker names are unique per process run (a

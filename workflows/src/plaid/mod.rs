@@ -2,7 +2,7 @@
 //!
 //! Every Plaid call is a `POST` of JSON with the `PLAID-CLIENT-ID`,
 //! `PLAID-SECRET` and `Plaid-Version: 2020-09-14` headers
-//! (`shared/design/PLAID.md` §1). [`PlaidClient`] has one async method per
+//! (Plaid's API reference, "Making API calls"). [`PlaidClient`] has one async method per
 //! endpoint, each taking a request struct from [`types`] and returning the
 //! typed response or a [`PlaidError`].
 //!

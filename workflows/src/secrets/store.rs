@@ -2,8 +2,9 @@
 
 use aes_gcm::{
     Aes256Gcm, Nonce,
-    aead::{Aead, AeadCore, KeyInit, OsRng, Payload},
+    aead::{Aead, KeyInit, Payload},
 };
+use rand::RngCore;
 use sqlx::PgConnection;
 
 use super::SecretsKey;
@@ -115,7 +116,11 @@ impl SecretStore {
 
     fn seal(&self, secret_ref: &str, plaintext: &Secret) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
         let cipher = Aes256Gcm::new(self.current.key());
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // 96-bit random nonces: NIST's bound (2^32 seals per key) is far
+        // above the tokens one key seals before rotation.
+        let mut nonce_bytes = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce_bytes);
+        let nonce = Nonce::from(nonce_bytes);
         let payload = Payload {
             msg: plaintext.expose().as_bytes(),
             aad: secret_ref.as_bytes(),
