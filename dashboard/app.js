@@ -46,7 +46,12 @@ function el(tag, attributes, text) {
 
 // ---------- data ----------
 
-async function getJson(url, options) {
+// Requests go to location.origin, never to a URL relative to the page: when
+// the page was opened as http://user:TOKEN@host:8081/dashboard, a relative URL
+// carries those credentials and fetch() refuses to construct the request.
+// The browser keeps sending the basic-auth login it cached for this origin.
+async function getJson(path, options) {
+  const url = new URL(path, location.origin);
   const response = await fetch(url, Object.assign({ credentials: 'same-origin', cache: 'no-store' }, options));
   let body = null;
   try { body = await response.json(); } catch (_) { /* not JSON */ }
@@ -249,7 +254,12 @@ async function syncNow(item, row, button) {
   button.disabled = true;
   button.textContent = 'queuing…';
   try {
-    const answer = await getJson('/api/admin/items/' + encodeURIComponent(item.item_id) + '/sync', { method: 'POST' });
+    const answer = await getJson('/api/admin/items/' + encodeURIComponent(item.item_id) + '/sync', {
+      method: 'POST',
+      // The operator listener takes state changes as JSON only (cross-site guard).
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+    });
     button.textContent = 'queued';
     row.querySelector('td.job').replaceChildren(jobLink(answer.job_id || '–'));
     logAction(item, answer, null);

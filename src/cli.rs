@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::env_vars;
 
 /// plaid-sync: keeps a personal-finance database in sync with Plaid.
 #[derive(Debug, Parser)]
@@ -11,6 +13,41 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The clap command, with each subcommand's `--help` listing the
+    /// environment variables it reads ([`env_vars`]).
+    pub fn command_with_env_help() -> clap::Command {
+        let mut command = Cli::command().after_help(env_vars::help_section(env_vars::SERVICE));
+        let names: Vec<String> = command
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        for name in names {
+            let vars = if name == "simulator" {
+                env_vars::SIMULATOR
+            } else {
+                env_vars::SERVICE
+            };
+            command = command.mut_subcommand(&name, |sub| {
+                let section = env_vars::help_section(vars);
+                let names: Vec<String> = sub.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+                let mut sub = sub.after_help(section.clone());
+                for nested in names {
+                    sub = sub.mut_subcommand(&nested, |n| n.after_help(section.clone()));
+                }
+                sub
+            });
+        }
+        command
+    }
+
+    /// Parses `std::env::args` (exits with clap's message on bad input or `--help`).
+    pub fn parse_with_env_help() -> Self {
+        let matches = Self::command_with_env_help().get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 /// Subcommands.

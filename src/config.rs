@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, str::FromStr, time::Duration};
 
-use workflows::{redact::Secret, secrets::SecretsKey};
+use workflows::{jobs::cron_schedule::CronSchedule, redact::Secret, secrets::SecretsKey};
 
 /// A configuration error, naming the variable at fault.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,11 +85,11 @@ pub struct Config {
     /// Older keys still accepted for reading (`SECRETS_KEY_PREVIOUS`, comma-separated).
     pub secrets_key_previous: Vec<SecretsKey>,
     /// When the safety net runs.
-    pub safety_net_cron: cron::Schedule,
+    pub safety_net_cron: CronSchedule,
     /// An active item not synced for this long is synced by the safety net.
     pub safety_net_stale_after: Duration,
     /// When dormant-item cleanup runs.
-    pub cleanup_cron: cron::Schedule,
+    pub cleanup_cron: CronSchedule,
     /// When an item counts as dormant.
     pub dormant_after: Duration,
     /// Time between the pre-removal notification and removal.
@@ -258,6 +258,21 @@ impl Config {
 }
 
 impl Config {
+    /// Settings that start but are likely a mistake, one sentence each; the
+    /// service logs them at `WARN` when it starts.
+    pub fn startup_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.plaid.env != PlaidEnv::Simulator && self.plaid.webhook_url.is_none() {
+            warnings.push(format!(
+                "PLAID_ENV is {:?} but PLAID_WEBHOOK_URL is unset: Plaid will send this webhook-driven \
+                 service no webhooks, so items sync only when the safety net finds them stale \
+                 (SAFETY_NET_STALE_AFTER). Set PLAID_WEBHOOK_URL to this service's public /webhook/plaid.",
+                self.plaid.env
+            ));
+        }
+        warnings
+    }
+
     /// What dormant-item cleanup needs (`DORMANT_AFTER`, `CLEANUP_GRACE`).
     pub fn cleanup_settings(&self) -> workflows::lifecycle::cleanup::CleanupSettings {
         workflows::lifecycle::cleanup::CleanupSettings {
@@ -304,15 +319,15 @@ fn duration(value: Option<&str>, variable: &'static str, default: &str) -> Resul
     Ok(d)
 }
 
-fn schedule(
-    value: Option<&str>,
-    variable: &'static str,
-    default: &str,
-) -> Result<cron::Schedule, ConfigError> {
-    cron::Schedule::from_str(value.unwrap_or(default)).map_err(|e| {
+fn schedule(value: Option<&str>, variable: &'static str, default: &str) -> Result<CronSchedule, ConfigError> {
+    CronSchedule::from_str(value.unwrap_or(default)).map_err(|e| {
         err(
             variable,
-            format!("must be a cron expression with seconds, e.g. \"0 */30 * * * *\": {e}"),
+            format!(
+                "must be a cron expression: 5 fields (minute hour day month weekday, Sunday 0, \
+                 e.g. \"0 3 * * 1\" for Mondays 03:00 UTC) or 6 with seconds first \
+                 (\"0 */30 * * * *\"): {e}"
+            ),
         )
     })
 }

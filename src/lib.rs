@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod env_vars;
 pub mod http;
 pub mod metrics;
 pub mod state;

@@ -1,10 +1,8 @@
 //! The `plaid-sync` binary: parse the command line and run it.
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = plaid_sync::cli::Cli::parse();
+    let cli = plaid_sync::cli::Cli::parse_with_env_help();
     match plaid_sync::commands::run(cli).await {
         Ok(code) => code,
         Err(e) => {

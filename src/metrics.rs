@@ -20,6 +20,22 @@ pub const BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// `plaid_sync_build_info{version, rustc}`: always 1; tells which build a
+/// process runs (join on it in queries, alert on mixed versions).
+pub const BUILD_INFO: &str = "plaid_sync_build_info";
+
+/// The process collector (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds`, ...), read per scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Refreshes the process metrics; called before each render.
+pub fn collect_process() {
+    process_collector().collect();
+}
+
 fn builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
@@ -43,7 +59,18 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_histogram};
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; labels name the build (version, minimum Rust version)."
+    );
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "rust_version" => env!("CARGO_PKG_RUST_VERSION"),
+    )
+    .set(1.0);
+    process_collector().describe();
     describe_counter!(
         names::WEBHOOKS_RECEIVED,
         "Webhooks verified and durably stored (new events and duplicates)."

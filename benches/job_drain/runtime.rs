@@ -36,8 +36,8 @@ const OPEN_CANARIES: &str = "select count(*) from apalis.jobs
 /// A tick that never comes during a run: no schedule enqueues anything on its
 /// own (nor catches up a missed tick at start), so the pruner runs exactly
 /// when the bench enqueues the job its hourly schedule would.
-fn never() -> cron::Schedule {
-    cron::Schedule::from_str("0 0 0 1 1 * 2099").expect("valid cron")
+fn never() -> workflows::jobs::cron_schedule::CronSchedule {
+    workflows::jobs::cron_schedule::CronSchedule::from_str("0 0 0 1 1 * 2099").expect("valid cron")
 }
 
 /// The context `Application::build` gives the workers. No job of this bench

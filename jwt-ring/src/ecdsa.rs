@@ -90,9 +90,13 @@ impl Es256Signer {
         if key.family() != AlgorithmFamily::Ec {
             return Err(ErrorKind::InvalidKeyFormat.into());
         }
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.inner(), &SystemRandom::new())
-            .map(Self)
-            .map_err(|_| ErrorKind::InvalidEcdsaKey.into())
+        EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            key.inner(),
+            &SystemRandom::new(),
+        )
+        .map(Self)
+        .map_err(|_| ErrorKind::InvalidEcdsaKey.into())
     }
 }
 
@@ -120,7 +124,10 @@ impl Es256Verifier {
         if key.family() != AlgorithmFamily::Ec {
             return Err(ErrorKind::InvalidKeyFormat.into());
         }
-        Ok(Self(UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.as_bytes().to_vec())))
+        Ok(Self(UnparsedPublicKey::new(
+            &ECDSA_P256_SHA256_FIXED,
+            key.as_bytes().to_vec(),
+        )))
     }
 }
 

@@ -14,11 +14,17 @@ pub(crate) struct Hs256(hmac::Key);
 
 impl Hs256 {
     pub(crate) fn for_signing(key: &EncodingKey) -> Result<Self> {
-        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, key.try_get_hmac_secret()?)))
+        Ok(Self(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            key.try_get_hmac_secret()?,
+        )))
     }
 
     pub(crate) fn for_verifying(key: &DecodingKey) -> Result<Self> {
-        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, key.try_get_hmac_secret()?)))
+        Ok(Self(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            key.try_get_hmac_secret()?,
+        )))
     }
 }
 

@@ -59,7 +59,10 @@ fn new_verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtV
     }
 }
 
-fn ec_public_key_coordinates(pkcs8: &[u8], algorithm: Algorithm) -> Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
+fn ec_public_key_coordinates(
+    pkcs8: &[u8],
+    algorithm: Algorithm,
+) -> Result<(EllipticCurve, Vec<u8>, Vec<u8>)> {
     if algorithm != Algorithm::ES256 {
         return Err(ErrorKind::InvalidEcdsaKey.into());
     }

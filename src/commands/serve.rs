@@ -15,6 +15,9 @@ use crate::{
 pub async fn run(role: Role, migrate: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
+    for warning in config.startup_warnings() {
+        tracing::warn!("{warning}");
+    }
     let app = Application::build(
         config,
         RunOptions {

@@ -18,6 +18,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Renders every metric.
 pub async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
     let handle = crate::metrics::prometheus();
+    crate::metrics::collect_process();
     handle.run_upkeep();
     let mut body = handle.render();
     let mut conn = state.pool.acquire().await?;

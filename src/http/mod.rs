@@ -19,6 +19,8 @@ pub mod jobs;
 pub mod json_body;
 pub mod openapi;
 pub mod plaid;
+pub mod request_log;
+pub mod same_origin;
 pub mod text_guard;
 pub mod transactions;
 pub mod webhooks;
@@ -29,13 +31,12 @@ use axum::{
     middleware,
     routing::{any, delete, get, post},
 };
-use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
 /// Routes of the public listener.
 pub fn public_router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -44,8 +45,8 @@ pub fn public_router(state: AppState) -> Router {
             post(webhooks::receive::receive).layer(DefaultBodyLimit::max(webhooks::receive::MAX_BODY)),
         )
         .merge(api_router(state.clone()))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    request_log::layer(router)
 }
 
 /// The user and jobs APIs, with their body limit ([`body_limit`]).
@@ -84,7 +85,7 @@ fn jobs_router(state: AppState) -> Router<AppState> {
 /// then the apalis board (API at `/api/v1`, its UI for every other path).
 pub fn admin_router(state: AppState) -> Router {
     let board = board::router(&state.pool);
-    Router::new()
+    let router = Router::new()
         .route("/metrics", get(admin_metrics::metrics))
         .route("/dashboard", get(dashboard::index))
         .route("/dashboard/", get(dashboard::index))
@@ -92,9 +93,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/api/admin/status", get(admin_status::status))
         .route("/api/admin/dashboard/series", get(admin_status::series))
         .route("/api/admin/attention", get(admin_status::attention))
-        .route("/api/admin/items/{item_id}/sync", post(admin_items::sync_now))
-        .route("/api/admin/jobs/{job_id}/retry", post(admin_jobs::retry))
-        .route("/api/admin/jobs/{job_id}/kill", post(admin_jobs::kill))
+        .merge(admin_actions())
         // Not the board UI's index.html: a JSON 404.
         .route("/api/admin/{*rest}", any(admin_not_found))
         .with_state(state.clone())
@@ -102,8 +101,18 @@ pub fn admin_router(state: AppState) -> Router {
         .layer(middleware::from_fn(body_limit::refuse_oversized))
         .layer(middleware::from_fn(text_guard::refuse_nul_in_uri))
         .layer(DefaultBodyLimit::max(body_limit::API_MAX_BODY))
-        .layer(middleware::from_fn_with_state(state, auth::require_admin))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(same_origin::refuse_cross_site))
+        .layer(middleware::from_fn_with_state(state, auth::require_admin));
+    request_log::layer(router)
+}
+
+/// The operator's state-changing routes: JSON only ([`same_origin`]).
+fn admin_actions() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/items/{item_id}/sync", post(admin_items::sync_now))
+        .route("/api/admin/jobs/{job_id}/retry", post(admin_jobs::retry))
+        .route("/api/admin/jobs/{job_id}/kill", post(admin_jobs::kill))
+        .route_layer(middleware::from_fn(same_origin::require_json))
 }
 
 async fn admin_not_found() -> error::AppError {

@@ -196,6 +196,7 @@ async fn the_operator_listener_takes_the_admin_token_as_bearer_or_basic_password
         app.http
             .post(&url)
             .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({}))
             .send()
             .await
             .unwrap()
@@ -207,6 +208,7 @@ async fn the_operator_listener_takes_the_admin_token_as_bearer_or_basic_password
         app.http
             .post(&url)
             .header("authorization", header)
+            .json(&serde_json::json!({}))
             .send()
             .await
             .unwrap()

@@ -169,3 +169,65 @@ fn an_unreadable_key_path_in_simulator_mode_names_secrets_key() {
     let err = Config::from_vars(&HashMap::new(), Path::new("/proc/forbidden/secrets.key")).unwrap_err();
     assert_eq!(err.variable, "SECRETS_KEY");
 }
+
+#[test]
+fn schedules_take_standard_five_field_crontab_and_the_six_field_form() {
+    use chrono::{Datelike, TimeZone, Timelike, Utc, Weekday};
+
+    let dir = tempdir();
+    let config = Config::from_vars(
+        &vars(&[
+            ("SECRETS_KEY", KEY),
+            ("CLEANUP_CRON", "0 3 * * 1"),
+            ("SAFETY_NET_CRON", "0 */30 * * * *"),
+        ]),
+        &dir.join("k"),
+    )
+    .unwrap();
+    // 2026-12-08 is a Tuesday: the next "0 3 * * 1" is Monday the 14th, 03:00 UTC.
+    let tuesday = Utc.with_ymd_and_hms(2026, 12, 8, 12, 0, 0).unwrap();
+    let cleanup = config.cleanup_cron.next_after(tuesday).unwrap();
+    assert_eq!(
+        (cleanup.weekday(), cleanup.day(), cleanup.hour(), cleanup.minute()),
+        (Weekday::Mon, 14, 3, 0)
+    );
+    let safety = config.safety_net_cron.next_after(tuesday).unwrap();
+    assert_eq!((safety.hour(), safety.minute(), safety.second()), (12, 30, 0));
+
+    for bad in ["0 3 * * 8", "0 3 * *", "61 * * * *", "@sometimes"] {
+        let err = Config::from_vars(
+            &vars(&[("SECRETS_KEY", KEY), ("CLEANUP_CRON", bad)]),
+            &dir.join("k"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("CLEANUP_CRON") && text.contains("5 fields"),
+            "{bad:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn sandbox_or_production_without_a_webhook_url_warns_at_start() {
+    let dir = tempdir();
+    let base = [
+        ("SECRETS_KEY", KEY),
+        ("PLAID_CLIENT_ID", "cid"),
+        ("PLAID_SECRET", "sec"),
+    ];
+    for env in ["sandbox", "production"] {
+        let mut pairs = base.to_vec();
+        pairs.push(("PLAID_ENV", env));
+        let warnings = Config::from_vars(&vars(&pairs), &dir.join("k"))
+            .unwrap()
+            .startup_warnings();
+        assert_eq!(warnings.len(), 1, "{env}: {warnings:?}");
+        assert!(warnings[0].contains("PLAID_WEBHOOK_URL"), "{}", warnings[0]);
+        pairs.push(("PLAID_WEBHOOK_URL", "https://sync.example.com/webhook/plaid"));
+        let with_url = Config::from_vars(&vars(&pairs), &dir.join("k")).unwrap();
+        assert!(with_url.startup_warnings().is_empty(), "{env} with a URL");
+    }
+    let simulator = Config::from_vars(&vars(&[("SECRETS_KEY", KEY)]), &dir.join("k")).unwrap();
+    assert!(simulator.startup_warnings().is_empty());
+}

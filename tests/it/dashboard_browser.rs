@@ -280,3 +280,50 @@ async fn the_dashboard_shows_seeded_figures_queues_a_sync_on_click_and_the_board
     drop(b);
     app.stop().await;
 }
+
+/// The other way operators log in: credentials in the URL
+/// (`http://admin:TOKEN@host:port/dashboard`), no extra headers. fetch()
+/// refuses a URL that carries credentials, so the page must build its request
+/// URLs from `location.origin`; the browser then reuses the login it cached.
+#[tokio::test]
+async fn the_dashboard_works_when_opened_with_credentials_in_the_url() {
+    let Some(chromium) = browser::chromium() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the browser test");
+        eprintln!("SKIPPED the browser test: no chromium binary");
+        return;
+    };
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let (user, _) = app.user_with_token("url-login@example.com").await;
+    seed(&app.pool, user.id).await;
+    let mut b = browser::Browser::launch(&chromium, 1400, 1000).await;
+
+    let with_credentials = app
+        .admin_url
+        .replacen("http://", &format!("http://admin:{ADMIN_TOKEN}@"), 1);
+    b.navigate(&format!("{with_credentials}/dashboard")).await;
+    b.wait_for(
+        "the tiles and the attention list to be filled",
+        "document.body.dataset.loaded === 'true' && document.querySelectorAll('#attention tbody tr').length === 4",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(text(&mut b, "#tile-failures .value").await, "5.9 %");
+
+    // A state change from the page passes the cross-site guard (same origin, JSON).
+    b.click("tr[data-item-id=\"item-down-1\"] button.sync-now").await;
+    let job_id = b
+        .wait_for(
+            "the queued job to appear under Recent actions",
+            "document.querySelector('#actions li[data-job-id]')?.dataset.jobId",
+            Duration::from_secs(15),
+        )
+        .await;
+    let queued: i64 = sqlx::query_scalar("select count(*) from apalis.jobs where id = $1")
+        .bind(job_id.as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1);
+    drop(b);
+    app.stop().await;
+}

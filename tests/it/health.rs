@@ -46,3 +46,90 @@ async fn readyz_is_503_while_migrations_are_pending() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_client_id_is_kept() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let id_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    let first = app
+        .http
+        .get(format!("{}/healthz", app.public_url))
+        .send()
+        .await
+        .unwrap();
+    let second = app
+        .http
+        .get(format!("{}/no-such-path", app.public_url))
+        .send()
+        .await
+        .unwrap();
+    let operator = app
+        .http
+        .get(format!("{}/metrics", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    let (a, b, c) = (
+        id_of(&first).unwrap(),
+        id_of(&second).unwrap(),
+        id_of(&operator).unwrap(),
+    );
+    assert_eq!(second.status(), StatusCode::NOT_FOUND);
+    assert_eq!(operator.status(), StatusCode::UNAUTHORIZED, "ids on refusals too");
+    assert!(a != b && b != c && a.len() == 36, "fresh UUIDs: {a} {b} {c}");
+
+    let kept = app
+        .http
+        .get(format!("{}/healthz", app.public_url))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&kept).as_deref(), Some("trace-me-42"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_include_build_info_and_process_figures() {
+    let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
+    let body = app
+        .http
+        .get(format!("{}/metrics", app.admin_url))
+        .bearer_auth(crate::support::app::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let build = body
+        .lines()
+        .find(|l| l.starts_with("plaid_sync_build_info{"))
+        .expect("build info");
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))) && build.ends_with(" 1"),
+        "{build}"
+    );
+    for name in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
+        let value: f64 = body
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(value > 0.0, "{name} = {value}");
+    }
+    app.stop().await;
+}

@@ -303,6 +303,7 @@ async fn operators_can_retry_a_failed_job_and_kill_a_pending_one() {
         app.http
             .post(format!("{}{path}", app.admin_url))
             .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({}))
             .send()
     };
 
@@ -415,7 +416,7 @@ async fn ticks_missed_while_everything_was_down_run_once_not_once_per_missed_tic
         .await
         .unwrap();
     // Hourly: no new tick will fall inside this test.
-    let hourly = || cron::Schedule::from_str("0 0 * * * *").unwrap();
+    let hourly = || workflows::jobs::cron_schedule::CronSchedule::from_str("0 0 * * * *").unwrap();
     for process in ["a", "b"] {
         // Two processes start one after the other; each runs its catch-up claim.
         let stop = CancellationToken::new();

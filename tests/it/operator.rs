@@ -42,6 +42,7 @@ async fn admin_post(app: &TestApp, path: &str) -> (StatusCode, Value) {
         .http
         .post(format!("{}{path}", app.admin_url))
         .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();
@@ -261,6 +262,7 @@ async fn metrics_count_webhooks_syncs_transactions_and_plaid_calls_exactly() {
         .http
         .post(format!("{admin_url}/api/admin/items/{item_id}/sync"))
         .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();

@@ -54,9 +54,10 @@ async fn capture(
 
 async fn start_capture_server() -> (PlaidClient, Captured, tokio::task::JoinHandle<()>) {
     let captured = Captured::default();
-    let app = Router::new()
-        .fallback(capture)
-        .with_state((Arc::clone(&captured), Arc::new(crate::support::fixtures::examples())));
+    let app = Router::new().fallback(capture).with_state((
+        Arc::clone(&captured),
+        Arc::new(crate::support::fixtures::examples()),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -1,6 +1,8 @@
 //! The security test list (issue #7, "Hostile input"): what an attacker can send,
 //! and what must hold whatever they send.
 //!
+//! - [`cross_site`]: state changes on the operator listener from another origin, or
+//!   without a JSON body, are refused (403/415) and change nothing.
 //! - [`cross_user`]: user A's API token on user B's rows is a 404 on every
 //!   user-scoped route, indistinguishable from an id that does not exist, and B's
 //!   rows stay exactly as they were.
@@ -24,6 +26,7 @@
 //!
 //! `docs/hostile-input.md` says how to run these, the fuzz target and schemathesis.
 
+mod cross_site;
 mod cross_user;
 mod fixtures;
 mod log_leaks;

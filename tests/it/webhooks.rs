@@ -296,12 +296,7 @@ fn foreign_jwt(kid: &str, body: &[u8], iat: i64) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_owned());
     let claims = json!({ "iat": iat, "request_body_sha256": sha256_hex(body) });
-    encode(
-        &header,
-        &claims,
-        &key.encoding_key(),
-    )
-    .unwrap()
+    encode(&header, &claims, &key.encoding_key()).unwrap()
 }
 
 fn unsigned_jwt(alg: &str, kid: &str, body: &[u8]) -> String {

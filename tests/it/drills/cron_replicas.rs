@@ -78,10 +78,10 @@ async fn three_replicas_run_each_of_ten_cron_ticks_exactly_once() {
         ("DATABASE_MAX_CONNECTIONS", "15"),
     ];
     let mut fleet = Fleet::start(&pool, &test_vars(&db), "all", &extra, REPLICAS).await;
-    let schedule = cron::Schedule::from_str(EVERY_TWO_SECONDS).unwrap();
+    let schedule = workflows::jobs::cron_schedule::CronSchedule::from_str(EVERY_TWO_SECONDS).unwrap();
     // The window: the next 10 ticks, all replicas being up.
-    let window: Vec<DateTime<Utc>> = schedule.after(&Utc::now()).take(TICKS).collect();
-    let after_window = schedule.after(&window[TICKS - 1]).next().unwrap();
+    let window: Vec<DateTime<Utc>> = schedule.ticks_after(Utc::now()).take(TICKS).collect();
+    let after_window = schedule.next_after(window[TICKS - 1]).unwrap();
 
     // Halfway, one replica dies and is replaced: its catch-up claim at start
     // must not run a tick that already ran.
@@ -126,7 +126,7 @@ async fn three_replicas_run_each_of_ten_cron_ticks_exactly_once() {
         // None missed over the whole run either (the catch-up tick, the kill and the restart included).
         for pair in ticks.windows(2) {
             assert_eq!(
-                schedule.after(&pair[0]).next(),
+                schedule.next_after(pair[0]),
                 Some(pair[1]),
                 "{name}: a tick was missed between {} and {}",
                 pair[0],

@@ -4,6 +4,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
+use std::time::Duration;
+use workflows::jobs::{canary::Canary, enqueue};
 
 use crate::support::{TestApp, plaid::link_new_item};
 
@@ -205,4 +207,27 @@ pub async fn assert_healthy(app: &TestApp) {
         let answer = send(app, Method::GET, &format!("{}{path}", app.public_url), None, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {answer:?}");
     }
+}
+
+/// Two job rows an operator could act on: one `Failed` (retry), one `Pending` (kill),
+/// delayed an hour so that no worker would take them.
+pub async fn repairable_jobs(app: &TestApp) -> (String, String) {
+    let mut conn = app.pool.acquire().await.unwrap();
+    let mut ids = Vec::new();
+    for token in ["security-failed", "security-pending"] {
+        let job = Canary {
+            token: token.into(),
+            hold_ms: 0,
+        };
+        let id = enqueue(&mut conn, &job, Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        ids.push(id.to_string());
+    }
+    sqlx::query("update apalis.jobs set status = 'Failed', attempts = max_attempts where id = $1")
+        .bind(&ids[0])
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    (ids[0].clone(), ids[1].clone())
 }

@@ -322,6 +322,18 @@ async fn no_secret_appears_in_trace_logs_or_error_bodies() {
     );
     assert!(trace_lines > 100, "RUST_LOG=trace did not take effect");
     assert!(output.contains(&item_id), "the flow was not logged");
+    // One access line per request, carrying the request id (http::request_log).
+    let access: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("plaid_sync::access"))
+        .collect();
+    assert!(
+        access.iter().any(|l| l.contains("/webhook/plaid")
+            && l.contains("request_id")
+            && l.contains("\"status\":200")),
+        "no access line for a webhook with its request id: {:?}",
+        access.first()
+    );
     let mut searched: Vec<(String, String)> = secrets
         .iter()
         .map(|(name, value)| (name.to_string(), value.clone()))

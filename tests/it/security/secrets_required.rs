@@ -1,14 +1,11 @@
 //! The jobs routes (`JOBS_SECRET`) and the operator listener (`ADMIN_TOKEN`):
 //! every route, every kind of missing or wrong credential, 401 and nothing changed.
 
-use std::time::Duration;
-
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use workflows::jobs::{canary::Canary, enqueue};
 
-use super::fixtures::{Party, party, send, work_state};
+use super::fixtures::{Party, party, repairable_jobs, send, work_state};
 use crate::support::{
     TestApp,
     app::{ADMIN_TOKEN, JOBS_SECRET},
@@ -55,29 +52,6 @@ async fn item_due_for_sync(app: &TestApp, who: &Party) {
         .execute(&app.pool)
         .await
         .unwrap();
-}
-
-/// Two job rows an operator could act on: one `Failed` (retry), one `Pending` (kill),
-/// delayed an hour so that no worker would take them.
-async fn repairable_jobs(app: &TestApp) -> (String, String) {
-    let mut conn = app.pool.acquire().await.unwrap();
-    let mut ids = Vec::new();
-    for token in ["security-failed", "security-pending"] {
-        let job = Canary {
-            token: token.into(),
-            hold_ms: 0,
-        };
-        let id = enqueue(&mut conn, &job, Some(Duration::from_secs(3600)))
-            .await
-            .unwrap();
-        ids.push(id.to_string());
-    }
-    sqlx::query("update apalis.jobs set status = 'Failed', attempts = max_attempts where id = $1")
-        .bind(&ids[0])
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    (ids[0].clone(), ids[1].clone())
 }
 
 #[tokio::test]
@@ -207,7 +181,7 @@ async fn every_operator_route_refuses_missing_and_wrong_tokens_and_changes_nothi
         Method::POST,
         &format!("{}/api/admin/jobs/{pending}/kill", app.admin_url),
         Some(&format!("Bearer {ADMIN_TOKEN}")),
-        None,
+        Some(b"{}"),
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");

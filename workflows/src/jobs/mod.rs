@@ -17,6 +17,7 @@ pub mod admin;
 pub mod canary;
 pub mod cleanup;
 pub mod context;
+pub mod cron_schedule;
 pub mod legacy_backfill;
 pub mod prune;
 pub mod runtime;

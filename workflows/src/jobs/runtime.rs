@@ -20,20 +20,21 @@ use super::{
 #[derive(Debug, Clone)]
 pub struct Schedules {
     /// When the pruner runs.
-    pub prune: cron::Schedule,
+    pub prune: crate::jobs::cron_schedule::CronSchedule,
     /// When the safety net runs (`SAFETY_NET_CRON`).
-    pub safety_net: cron::Schedule,
+    pub safety_net: crate::jobs::cron_schedule::CronSchedule,
     /// When dormant-item cleanup runs (`CLEANUP_CRON`).
-    pub cleanup: cron::Schedule,
+    pub cleanup: crate::jobs::cron_schedule::CronSchedule,
 }
 
 impl Default for Schedules {
     fn default() -> Self {
         Self {
             // Hourly at minute 17: off the hour, away from other schedules.
-            prune: cron::Schedule::from_str("0 17 * * * *").expect("valid cron"),
-            safety_net: cron::Schedule::from_str("0 */30 * * * *").expect("valid cron"),
-            cleanup: cron::Schedule::from_str("0 0 3 * * *").expect("valid cron"),
+            prune: crate::jobs::cron_schedule::CronSchedule::from_str("0 17 * * * *").expect("valid cron"),
+            safety_net: crate::jobs::cron_schedule::CronSchedule::from_str("0 */30 * * * *")
+                .expect("valid cron"),
+            cleanup: crate::jobs::cron_schedule::CronSchedule::from_str("0 0 3 * * *").expect("valid cron"),
         }
     }
 }

@@ -25,7 +25,7 @@ pub struct Scheduled<J> {
     /// The name stored in `cron_runs.schedule`.
     pub name: &'static str,
     /// When it fires.
-    pub schedule: cron::Schedule,
+    pub schedule: crate::jobs::cron_schedule::CronSchedule,
     /// Builds the job for a tick.
     pub make_job: fn(DateTime<Utc>) -> J,
 }
@@ -72,7 +72,7 @@ pub async fn run<J: JobSpec>(
         make_job,
     } = scheduled;
     let mut last = Utc::now();
-    if let Some(missed) = schedule.after(&last).next_back() {
+    if let Some(missed) = schedule.latest_at_or_before(last) {
         claim_logged(&pool, name, missed, &claimed_by, &make_job(missed)).await;
         last = missed;
     }
@@ -94,9 +94,13 @@ pub async fn run<J: JobSpec>(
 /// The tick to claim after `last`: the next one, even if it has already
 /// passed (a late claim, not a skipped tick); but when more than one has
 /// passed, only the latest (missed ticks coalesce, as at start).
-pub fn next_due(schedule: &cron::Schedule, last: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let next = schedule.after(&last).next()?;
-    match schedule.after(&now).next_back() {
+pub fn next_due(
+    schedule: &crate::jobs::cron_schedule::CronSchedule,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let next = schedule.next_after(last)?;
+    match schedule.latest_at_or_before(now) {
         Some(latest_passed) if latest_passed > next => Some(latest_passed),
         _ => Some(next),
     }
@@ -126,7 +130,7 @@ mod tests {
 
     #[test]
     fn next_due_claims_a_passed_tick_late_and_coalesces_several() {
-        let every_two = cron::Schedule::from_str("*/2 * * * * *").unwrap();
+        let every_two = crate::jobs::cron_schedule::CronSchedule::from_str("*/2 * * * * *").unwrap();
         // On time: the tick after the last claim, still ahead.
         assert_eq!(next_due(&every_two, at(48, 0), at(48, 300)), Some(at(50, 0)));
         // The claim of :48 ended after :50: :50 is claimed late, not skipped.
