@@ -97,16 +97,7 @@ async fn every_answer_carries_a_request_id_and_a_client_id_is_kept() {
 #[tokio::test]
 async fn metrics_include_build_info_and_process_figures() {
     let app = TestApp::spawn_with(|_| {}, plaid_sync::cli::Role::Api).await;
-    let body = app
-        .http
-        .get(format!("{}/metrics", app.admin_url))
-        .bearer_auth(crate::support::app::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.scrape_metrics().await;
     let build = body
         .lines()
         .find(|l| l.starts_with("plaid_sync_build_info{"))

@@ -437,16 +437,7 @@ async fn the_sync_lag_gauge_is_the_oldest_fresh_expected_item() {
         .insert(&app.pool, user.id)
         .await;
     }
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.admin_url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.scrape_metrics().await;
     let lag = parse_metrics(&text)["plaid_sync_sync_lag_max_seconds"];
     // 50 minutes (the failed item does not count), plus the time the test took.
     assert!((3000.0..3060.0).contains(&lag), "{lag}");

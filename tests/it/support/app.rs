@@ -164,6 +164,19 @@ impl TestApp {
         (user, token.token.expose().to_owned())
     }
 
+    /// `GET /metrics` on the operator listener, as Prometheus would scrape it.
+    pub async fn scrape_metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.admin_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Stops the app gracefully and drops its database.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
