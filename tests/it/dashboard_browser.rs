@@ -110,6 +110,31 @@ async fn text(b: &mut browser::Browser, selector: &str) -> String {
         .to_owned()
 }
 
+/// Waits until the page has loaded its tiles and the seeded attention list.
+async fn wait_until_filled(b: &mut browser::Browser) {
+    b.wait_for(
+        "the tiles and the attention list to be filled",
+        "document.body.dataset.loaded === 'true' && document.querySelectorAll('#attention tbody tr').length === 4",
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
+/// Clicks "sync now" on `item-down-1` (real mouse events) and returns the id
+/// of the job the page lists under Recent actions.
+async fn sync_now_on_first_failed_item(b: &mut browser::Browser) -> String {
+    b.click("tr[data-item-id=\"item-down-1\"] button.sync-now").await;
+    b.wait_for(
+        "the queued job to appear under Recent actions",
+        "document.querySelector('#actions li[data-job-id]')?.dataset.jobId",
+        Duration::from_secs(15),
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_owned()
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_seeded_figures_queues_a_sync_on_click_and_the_board_lists_every_queue() {
     let Some(chromium) = browser::chromium() else {
@@ -129,12 +154,7 @@ async fn the_dashboard_shows_seeded_figures_queues_a_sync_on_click_and_the_board
 
     // Act: load the dashboard.
     b.navigate(&format!("{}/dashboard", app.admin_url)).await;
-    b.wait_for(
-        "the tiles and the attention list to be filled",
-        "document.body.dataset.loaded === 'true' && document.querySelectorAll('#attention tbody tr').length === 4",
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_filled(&mut b).await;
 
     // Assert: the five tiles, from the seeded rows.
     assert_eq!(text(&mut b, "#tile-failures .value").await, "5.9 %");
@@ -203,17 +223,7 @@ async fn the_dashboard_shows_seeded_figures_queues_a_sync_on_click_and_the_board
     );
 
     // Act: "sync now" on a failed item, with real mouse events.
-    b.click("tr[data-item-id=\"item-down-1\"] button.sync-now").await;
-    let job_id = b
-        .wait_for(
-            "the queued job to appear under Recent actions",
-            "document.querySelector('#actions li[data-job-id]')?.dataset.jobId",
-            Duration::from_secs(15),
-        )
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job_id = sync_now_on_first_failed_item(&mut b).await;
 
     // Assert: the job exists, and the page follows it on the board's API until it ran.
     let (queue, args): (String, Value) =
@@ -301,25 +311,13 @@ async fn the_dashboard_works_when_opened_with_credentials_in_the_url() {
         .admin_url
         .replacen("http://", &format!("http://admin:{ADMIN_TOKEN}@"), 1);
     b.navigate(&format!("{with_credentials}/dashboard")).await;
-    b.wait_for(
-        "the tiles and the attention list to be filled",
-        "document.body.dataset.loaded === 'true' && document.querySelectorAll('#attention tbody tr').length === 4",
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_filled(&mut b).await;
     assert_eq!(text(&mut b, "#tile-failures .value").await, "5.9 %");
 
     // A state change from the page passes the cross-site guard (same origin, JSON).
-    b.click("tr[data-item-id=\"item-down-1\"] button.sync-now").await;
-    let job_id = b
-        .wait_for(
-            "the queued job to appear under Recent actions",
-            "document.querySelector('#actions li[data-job-id]')?.dataset.jobId",
-            Duration::from_secs(15),
-        )
-        .await;
+    let job_id = sync_now_on_first_failed_item(&mut b).await;
     let queued: i64 = sqlx::query_scalar("select count(*) from apalis.jobs where id = $1")
-        .bind(job_id.as_str().unwrap())
+        .bind(&job_id)
         .fetch_one(&app.pool)
         .await
         .unwrap();
